@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     # understanding
     "VisionLanguageModel": "mmkit.understand.model",
-    "ChatStream": "mmkit.understand.model",
+    "ChatStream": "mmkit.understand.streaming",
     "Answer": "mmkit.understand.answer",
     "Box": "mmkit.understand.answer",
     "Point": "mmkit.understand.answer",
@@ -87,4 +87,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from .media import MediaPolicy, load_image, load_video
     from .understand.answer import Answer, Box, Point, TimeSpan
     from .understand.draw import draw_grounding
-    from .understand.model import ChatStream, VisionLanguageModel
+    from .understand.model import VisionLanguageModel
+    from .understand.streaming import ChatStream

@@ -3,15 +3,9 @@
 import pytest
 
 from mmkit.understand.answer import TimeSpan
-from mmkit.understand.parsing import (
-    ParsedGeometry,
-    RawBox,
-    RawPoint,
-    ThinkingSplit,
-    parse_grounding,
-    parse_time_spans,
-    split_thinking,
-)
+from mmkit.understand.parsing import ParsedGeometry, RawBox, RawPoint, parse_grounding
+from mmkit.understand.thinking import ThinkingSplit, split_thinking
+from mmkit.understand.time_spans import parse_time_spans
 
 # ----------------------------------------------------------------------------------------------------------
 # split_thinking

@@ -150,6 +150,27 @@ def test_video_qwen2_5_time_enters_through_second_per_grid_ts(vlms, clip_path):
     assert answer.usage.video_tokens > 0 and answer.usage.image_tokens == 0
 
 
+@pytest.mark.parametrize(("name", "written"), [("qwen2_5_vl", "from 0.5 to 0.8 seconds"),
+                                               ("qwen3_vl", "from 1.5 to 1.8 seconds")])
+def test_video_spans_are_seconds_of_the_untrimmed_video(vlms, clip_path, monkeypatch, name, written):
+    # The clip starts at 1.0 s: frames [10, 13, 16, 19] of the 10 fps file are sampled. Qwen3-VL's prompt says
+    # so in absolute seconds; Qwen2.5-VL's time position ids start at 0 on frame 10, so it answers relative to
+    # the clip. Both answers name the same event, 1.5-1.8 s of the file.
+    vlm = vlms[name]
+    trimmed = [{"video": str(clip_path), "video_start": 1.0, "fps": 2.0}]
+    batch, prompt = _prompt(vlm, to_conversation("When does it happen?", videos=trimmed))
+    if name == "qwen3_vl":  # (10 + 13) / 2 / 10 = 1.15 s and (16 + 19) / 2 / 10 = 1.75 s, printed with .1f
+        assert "<1.1 seconds>" in prompt and "<1.8 seconds>" in prompt and "<0.3 seconds>" not in prompt
+        assert batch.time_offsets == [0.0]
+    else:
+        assert "seconds>" not in prompt and batch.time_offsets == [1.0]
+    _answer_with(vlm, monkeypatch, f"It happens {written}.")
+    (span,) = vlm.chat("When does it happen?", videos=trimmed, max_new_tokens=32).spans
+    assert (span.start, span.end) == pytest.approx((1.5, 1.8)) and span.raw == written
+    (untrimmed,) = vlm.chat("When does it happen?", videos=str(clip_path), max_new_tokens=32).spans
+    assert (untrimmed.start, untrimmed.end) == pytest.approx((0.5, 0.8) if name == "qwen2_5_vl" else (1.5, 1.8))
+
+
 def test_multi_turn_renders_the_history(vlms):
     vlm = vlms["qwen3_vl"]
     messages = [
@@ -274,6 +295,18 @@ def test_ground_and_point_qwen3_convert_relative_1000(vlms, monkeypatch):
     assert (point.x, point.y) == pytest.approx((45.0, 15.0))
     with pytest.raises(UsageError, match="query"):
         vlm.ground(_image(90, 60), "  ")
+
+
+def test_ground_and_point_read_bare_number_lists_but_chat_does_not(vlms, monkeypatch):
+    qwen25, qwen3 = vlms["qwen2_5_vl"], vlms["qwen3_vl"]
+    _answer_with(qwen25, monkeypatch, "The cat is at [14, 28, 42, 56].")
+    (box,) = qwen25.ground(_image(90, 60), "cat").boxes  # resized input 84x56 -> original 90x60
+    assert box.as_tuple() == pytest.approx((15.0, 30.0, 45.0, 60.0)) and box.raw == (14, 28, 42, 56)
+    assert qwen25.chat("Where is the cat?", images=_image(90, 60), max_new_tokens=32).boxes == ()
+    _answer_with(qwen3, monkeypatch, "The dog is at [500, 250].")
+    (point,) = qwen3.point(_image(90, 60), "the dog").points
+    assert (point.x, point.y) == pytest.approx((45.0, 15.0)) and point.raw == (500, 250)
+    assert qwen3.chat("Where is the dog?", images=_image(90, 60), max_new_tokens=32).points == ()
 
 
 def test_build_answer_is_the_post_processing():

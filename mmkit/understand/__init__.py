@@ -54,16 +54,16 @@ __all__ = [
 
 _LAZY: dict[str, str] = {
     "VisionLanguageModel": "model",
-    "ChatStream": "model",
-    "build_answer": "model",
+    "ChatStream": "streaming",
+    "build_answer": "postprocess",
     "Family": "families",
     "detect_family": "families",
     "SUPPORTED_MODEL_TYPES": "families",
     "Conversation": "messages",
     "to_conversation": "messages",
-    "split_thinking": "parsing",
+    "split_thinking": "thinking",
     "parse_grounding": "parsing",
-    "parse_time_spans": "parsing",
+    "parse_time_spans": "time_spans",
     "boxes_from_text": "grounding",
     "convention_for": "grounding",
     "to_original_box": "grounding",
@@ -88,8 +88,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         to_relative,
     )
     from .messages import Conversation, to_conversation
-    from .model import ChatStream, VisionLanguageModel, build_answer
-    from .parsing import parse_grounding, parse_time_spans, split_thinking
+    from .model import VisionLanguageModel
+    from .parsing import parse_grounding
+    from .postprocess import build_answer
+    from .streaming import ChatStream
+    from .thinking import split_thinking
+    from .time_spans import parse_time_spans
     from .video_processors import register_video_processors
 
 

@@ -4,7 +4,8 @@ One coordinate convention everywhere in mmkit: boxes and points are absolute pix
 ORIGINAL image (the one the caller passed, before any resizing), with x1 < x2, y1 < y2, clamped to the
 image. What the model literally emitted is kept in `raw` together with the convention it was in.
 
-This module only defines data; parsing lives in `parsing.py`, conversion in `grounding.py`.
+This module only defines data; parsing lives in `thinking.py`, `parsing.py` and `time_spans.py`,
+conversion in `grounding.py`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The family is read from the loaded config's `model_type`, never from the checkpoint's name: a fine-tune
 saved as "my-detector" is still a "qwen2_5_vl". Per family this module holds the vision patch size, the
 grounding coordinate convention, known-good grounding / pointing prompts (from the Qwen cookbooks and the
-Qwen3-VL technical report) and the recommended sampling presets.
+Qwen3-VL technical report), the recommended sampling presets and the check of the sampling settings a
+caller lays over them.
 
 Whether a checkpoint *thinks* is read from its chat template (`thinking_mode`): Qwen3-VL "Thinking"
 checkpoints open `<think>` in the generation prompt; hybrid templates expose an `enable_thinking` switch.
@@ -27,6 +28,8 @@ __all__ = [
     "detect_family",
     "thinking_mode",
     "sampling_preset",
+    "SAMPLING_KEYS",
+    "check_sampling",
 ]
 
 FamilyName = Literal["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe"]
@@ -197,3 +200,34 @@ def thinking_mode(chat_template: str | None, render: Any, *, config: Any = None,
 def sampling_preset(family: Family, thinking: bool) -> dict[str, Any]:
     """The family's recommended sampling kwargs for a thinking or non-thinking call (a fresh dict)."""
     return dict(family.thinking_preset if thinking else family.instruct_preset)
+
+
+SAMPLING_KEYS: tuple[str, ...] = ("do_sample", "temperature", "top_p", "top_k", "repetition_penalty", "min_p")
+"""The sampling settings a caller may lay over a preset (transformers `generate` names)."""
+
+
+def check_sampling(values: dict[str, Any], where: str) -> None:
+    """Refuse sampling settings `generate` would misread; `None` values mean "not set" and pass.
+
+    Args:
+        values: settings keyed by `SAMPLING_KEYS` names.
+        where: the argument or call they came from, named in the error ("generation", "chat").
+
+    Raises:
+        UsageError: not a dict, an unknown key, a non-bool `do_sample`, a negative or non-numeric value, or
+            `top_p` outside (0, 1].
+    """
+    if not isinstance(values, dict):
+        raise UsageError(f"{where}: generation settings must be a dict", received=values)
+    for key, value in values.items():
+        if key not in SAMPLING_KEYS:
+            raise UsageError(f"{where}: unknown generation setting {key!r}", received=key, fix=f"Use {list(SAMPLING_KEYS)}")
+        if value is None:
+            continue
+        if key == "do_sample":
+            if not isinstance(value, bool):
+                raise UsageError(f"{where}: do_sample must be a bool", received=value)
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise UsageError(f"{where}: {key} must be a non-negative number", received=value)
+        elif key == "top_p" and not 0 < value <= 1:
+            raise UsageError(f"{where}: top_p must be in (0, 1]", received=value)

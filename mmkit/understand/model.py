@@ -9,84 +9,33 @@ The call path, in order (each step one method):
    (the images are already smart-resized, as in the Qwen3-VL cookbook), passing video metadata so
    Qwen3-VL's `<t seconds>` prompt text and Qwen2.5-VL's `second_per_grid_ts` follow the frames' real times.
 3. `model.generate` (greedy or sampled; `seed=` makes sampling reproducible).
-4. `build_answer` splits thinking, parses boxes / points / time spans and converts boxes from the
-   family's convention to pixels of the original image, using `image_grid_thw * patch_size` (the size
-   the model actually saw) as the input size.
+4. `build_answer` (postprocess.py) splits thinking, parses boxes / points / time spans, converts boxes
+   from the family's convention to pixels of the original image, using `image_grid_thw * patch_size` (the
+   size the model actually saw) as the input size, and puts spans on the un-trimmed video's clock.
 
-This module owns the model call; it knows nothing about how pixels are decoded or how text is parsed.
+`stream` hands the same steps to a `ChatStream` (streaming.py). This module owns the model call; it knows
+nothing about how pixels are decoded or how text is parsed.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from ..devices import DevicePlan, plan_device
 from ..exceptions import ModelLoadError, UsageError
 from .answer import Answer, Timings, Usage
-from .families import Family, ThinkingMode, detect_family, sampling_preset, thinking_mode
+from .families import Family, ThinkingMode, check_sampling, detect_family, sampling_preset, thinking_mode
 from .messages import Conversation, to_conversation
+from .postprocess import build_answer, time_offset
+from .streaming import ChatStream, FirstTokenClock
 
-__all__ = ["VisionLanguageModel", "ChatStream", "build_answer"]
-
-_SAMPLING_KEYS = ("do_sample", "temperature", "top_p", "top_k", "repetition_penalty", "min_p")
-
-
-def build_answer(
-    raw_text: str,
-    *,
-    family: Family,
-    prompt_opened_think: bool = False,
-    original_sizes: Sequence[tuple[int, int]] = (),
-    input_sizes: Sequence[tuple[int, int]] = (),
-    has_video: bool = False,
-    finish_reason: str = "stop",
-    usage: Usage | None = None,
-    timings: Timings | None = None,
-    model: str = "",
-) -> Answer:
-    """Turn generated text into an `Answer`: the post-processing every `VisionLanguageModel` call runs.
-
-    Args:
-        raw_text: the generated text, special tokens removed.
-        family: the checkpoint's family (decides the coordinate convention).
-        prompt_opened_think: the generation prompt ended with `<think>` (Thinking checkpoints).
-        original_sizes: (width, height) of each image as the caller passed it, in prompt order.
-        input_sizes: (width, height) each image had when the model saw it (`grid_thw * patch_size`).
-        has_video: parse time spans from the answer (only for video questions).
-        finish_reason: "stop" or "length".
-    """
-    from .grounding import GroundingResult, boxes_from_text
-    from .parsing import parse_time_spans, split_thinking
-
-    split = split_thinking(raw_text, prompt_opened_think=prompt_opened_think)
-    geometry = GroundingResult([], [], False)
-    if original_sizes:  # boxes and points only mean something relative to an image of the request
-        geometry = boxes_from_text(
-            split.answer, family=family.name, original_sizes=list(original_sizes), input_sizes=list(input_sizes)
-        )
-    spans = tuple(parse_time_spans(split.answer)) if has_video else ()
-    cut = finish_reason == "length" or not split.closed or geometry.truncated
-    return Answer(
-        text=split.answer,
-        thinking=split.thinking,
-        raw_text=raw_text,
-        boxes=tuple(geometry.boxes),
-        points=tuple(geometry.points),
-        spans=spans,
-        truncated=cut,
-        finish_reason="length" if finish_reason == "length" else "stop",
-        model=model,
-        family=family.name,
-        usage=usage or Usage(),
-        timings=timings or Timings(),
-    )
+__all__ = ["VisionLanguageModel"]
 
 
 @dataclass
@@ -97,6 +46,7 @@ class _Batch:
     original_sizes: list[list[tuple[int, int]]]  # per conversation, per image: (width, height)
     input_sizes: list[list[tuple[int, int]]]
     has_video: list[bool]
+    time_offsets: list[float]  # per conversation: seconds to add to the spans the model writes
     prompt_opened_think: bool
     preprocess_s: float
 
@@ -197,7 +147,7 @@ class VisionLanguageModel:
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
         source = str(model_id_or_path)
-        _check_generation(generation or {}, "generation")
+        check_sampling(generation or {}, "generation")
         plan = plan_device(device, dtype, attention)
         hub = {"revision": revision, "local_files_only": local_files_only}
         hub = {k: v for k, v in hub.items() if v is not None}
@@ -283,7 +233,7 @@ class VisionLanguageModel:
         start = time.perf_counter()
         template_kwargs = self.thinking.template_kwargs(thinking)
         pixels = self._pixel_defaults(min_pixels, max_pixels)
-        texts, images, videos, metadata, originals = [], [], [], [], []
+        texts, images, videos, metadata, originals, offsets = [], [], [], [], [], []
         for conv in convs:
             texts.append(self.processor.apply_chat_template(
                 conv.template_messages(), tokenize=False, add_generation_prompt=True, **template_kwargs))
@@ -296,6 +246,7 @@ class VisionLanguageModel:
             for clip, meta in conv_videos or []:
                 videos.append(clip)
                 metadata.append(meta)
+            offsets.append(time_offset(self.family, [meta for _, meta in conv_videos or []]))
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt", "do_resize": False}
         if images:
             kwargs["images"] = images
@@ -304,8 +255,8 @@ class VisionLanguageModel:
         inputs = self.processor(**kwargs).to(self.plan.device)
         return _Batch(
             inputs=inputs, original_sizes=originals, input_sizes=self._input_sizes(inputs, originals),
-            has_video=[bool(c.videos) for c in convs], prompt_opened_think=texts[0].rstrip().endswith("<think>"),
-            preprocess_s=time.perf_counter() - start,
+            has_video=[bool(c.videos) for c in convs], time_offsets=offsets,
+            prompt_opened_think=texts[0].rstrip().endswith("<think>"), preprocess_s=time.perf_counter() - start,
         )
 
     def _media_kwargs(self) -> dict[str, Any]:
@@ -324,7 +275,7 @@ class VisionLanguageModel:
     def _generate_kwargs(self, *, max_new_tokens: int, thinking_on: bool, call: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
             raise UsageError("max_new_tokens must be a positive int", received=max_new_tokens, fix="Pass e.g. 512")
-        _check_generation(call, "chat")
+        check_sampling(call, "chat")
         merged = {**sampling_preset(self.family, thinking_on), **self.generation, **{k: v for k, v in call.items() if v is not None}}
         if merged.get("temperature") == 0:  # OpenAI convention: temperature 0 means greedy
             merged.pop("temperature")
@@ -339,7 +290,8 @@ class VisionLanguageModel:
     def _thinking_on(self, thinking: bool | None) -> bool:
         return self.thinking.default_on if thinking is None else thinking
 
-    def _finish(self, batch: _Batch, sequences: torch.Tensor, generate_s: float, first_token_s: float | None) -> list[Answer]:
+    def _finish(self, batch: _Batch, sequences: torch.Tensor, generate_s: float, first_token_s: float | None,
+                *, bare_lists: bool = False) -> list[Answer]:
         start = time.perf_counter()
         input_ids = batch.inputs["input_ids"]
         new = sequences[:, input_ids.shape[1]:]
@@ -358,25 +310,39 @@ class VisionLanguageModel:
             timings = Timings(preprocess_s=batch.preprocess_s, generate_s=generate_s, first_token_s=first_token_s)
             answers.append(build_answer(
                 text, family=self.family, prompt_opened_think=batch.prompt_opened_think,
-                original_sizes=batch.original_sizes[row], input_sizes=batch.input_sizes[row],
-                has_video=batch.has_video[row], finish_reason="stop" if stop_at is not None else "length",
-                usage=usage, timings=timings, model=self.model_id,
+                original_sizes=batch.original_sizes[row], input_sizes=batch.input_sizes[row], bare_lists=bare_lists,
+                has_video=batch.has_video[row], time_offset_s=batch.time_offsets[row],
+                finish_reason="stop" if stop_at is not None else "length", usage=usage, timings=timings,
+                model=self.model_id,
             ))
         post = time.perf_counter() - start
         return [a.model_copy(update={"timings": a.timings.model_copy(update={"postprocess_s": post})}) for a in answers]
 
-    def _run(self, convs: Sequence[Conversation], *, max_new_tokens: int, thinking: bool | None, seed: int | None,
-             min_pixels: int | None, max_pixels: int | None, sampling: dict[str, Any]) -> list[Answer]:
+    def _start(self, convs: Sequence[Conversation], *, max_new_tokens: int, thinking: bool | None,
+               seed: int | None, min_pixels: int | None, max_pixels: int | None,
+               sampling: dict[str, Any]) -> tuple[_Batch, dict[str, Any]]:
+        """Check a call's arguments, build its inputs and `generate` kwargs (shared by `_run` and `stream`)."""
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise UsageError("seed must be an int", received=seed)
         batch = self._prepare(convs, thinking=thinking, min_pixels=min_pixels, max_pixels=max_pixels)
-        kwargs = self._generate_kwargs(max_new_tokens=max_new_tokens, thinking_on=self._thinking_on(thinking), call=sampling)
-        clock = _FirstTokenClock() if len(convs) == 1 else None
-        start = time.perf_counter()
-        _seed(seed)
+        thinking_on = self._thinking_on(thinking)
+        kwargs = self._generate_kwargs(max_new_tokens=max_new_tokens, thinking_on=thinking_on, call=sampling)
+        return batch, kwargs
+
+    def _generate(self, batch: _Batch, kwargs: dict[str, Any], seed: int | None, streamer: Any) -> torch.Tensor:
+        if seed is not None:
+            torch.manual_seed(seed)
         with torch.inference_mode():
-            sequences = self.model.generate(**batch.inputs, **kwargs, streamer=clock)
+            return self.model.generate(**batch.inputs, **kwargs, streamer=streamer)
+
+    def _run(self, convs: Sequence[Conversation], *, bare_lists: bool = False, **call: Any) -> list[Answer]:
+        batch, kwargs = self._start(convs, **call)
+        clock = FirstTokenClock() if len(convs) == 1 else None
+        start = time.perf_counter()
+        sequences = self._generate(batch, kwargs, call["seed"], clock)
         generate_s = time.perf_counter() - start
         first = clock.first_token_s(start) if clock else None
-        return self._finish(batch, sequences, generate_s, first)
+        return self._finish(batch, sequences, generate_s, first, bare_lists=bare_lists)
 
     # --------------------------------------------------------------------------------------------- public
     def chat(
@@ -435,9 +401,14 @@ class VisionLanguageModel:
     def stream(self, messages_or_text: Any, **kwargs: Any) -> "ChatStream":
         """Like `chat`, but returns a `ChatStream`: iterate it for text deltas; `.answer` once exhausted."""
         images, videos = kwargs.pop("images", None), kwargs.pop("videos", None)
-        run = _run_kwargs(kwargs)
         conv = to_conversation(messages_or_text, images=images, videos=videos)
-        return ChatStream(self, conv, **run)
+        call = _run_kwargs(kwargs)
+        batch, generate_kwargs = self._start([conv], **call)
+        return ChatStream(
+            run=lambda streamer: self._generate(batch, generate_kwargs, call["seed"], streamer),
+            finish=lambda sequences, generate_s, first_s: self._finish(batch, sequences, generate_s, first_s)[0],
+            tokenizer=self.processor.tokenizer,
+        )
 
     def ground(self, image: Any, query: str | Sequence[str], **kwargs: Any) -> Answer:
         """Find every instance of `query` in `image` with the family's grounding prompt.
@@ -465,7 +436,9 @@ class VisionLanguageModel:
             raise UsageError("ground()/point() take exactly one image as their first argument", received=sorted(kwargs))
         if kwargs.get("do_sample") is None and kwargs.get("temperature") is None:
             kwargs["do_sample"] = False
-        return self.chat(template.format(query=query.strip()), images=[image], **kwargs)
+        conv = to_conversation(template.format(query=query.strip()), images=[image])
+        # The prompt asks for coordinates, so a bare "[x1, y1, x2, y2]" in the answer is one.
+        return self._run([conv], bare_lists=True, **_run_kwargs(kwargs))[0]
 
 
 _RUN_KEYS = ("max_new_tokens", "thinking", "seed", "min_pixels", "max_pixels")
@@ -482,33 +455,8 @@ def _run_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return run
 
 
-def _check_generation(values: dict[str, Any], where: str) -> None:
-    if not isinstance(values, dict):
-        raise UsageError(f"{where}: generation settings must be a dict", received=values)
-    for key, value in values.items():
-        if key not in _SAMPLING_KEYS:
-            raise UsageError(f"{where}: unknown generation setting {key!r}", received=key, fix=f"Use {list(_SAMPLING_KEYS)}")
-        if value is None:
-            continue
-        if key == "do_sample":
-            if not isinstance(value, bool):
-                raise UsageError(f"{where}: do_sample must be a bool", received=value)
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise UsageError(f"{where}: {key} must be a non-negative number", received=value)
-        elif key == "top_p" and not 0 < value <= 1:
-            raise UsageError(f"{where}: top_p must be in (0, 1]", received=value)
-
-
 def _count(ids: torch.Tensor, token_id: int | None) -> int:
     return 0 if token_id is None else int((ids == token_id).sum())
-
-
-def _seed(seed: int | None) -> None:
-    if seed is None:
-        return
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UsageError("seed must be an int", received=seed)
-    torch.manual_seed(seed)
 
 
 def _register_video_processors() -> None:
@@ -517,94 +465,3 @@ def _register_video_processors() -> None:
     except ImportError:  # the module is optional: with a working torchvision the upstream classes serve
         return
     register_video_processors()
-
-
-class _FirstTokenClock:
-    """A minimal streamer: records when the first generated token arrives (the first `put` is the prompt)."""
-
-    def __init__(self) -> None:
-        self._puts = 0
-        self.at: float | None = None
-
-    def put(self, value: Any) -> None:
-        self._puts += 1
-        if self._puts == 2 and self.at is None:
-            self.at = time.perf_counter()
-
-    def end(self) -> None:
-        pass
-
-    def first_token_s(self, start: float) -> float | None:
-        return None if self.at is None else self.at - start
-
-
-class ChatStream:
-    """Text deltas of one `VisionLanguageModel.stream` call, as they are generated.
-
-    Iterate it to get the deltas (`"".join(deltas) == answer.raw_text`); `.answer` gives the same `Answer`
-    `chat` would give for the same arguments and seed (reading it first drains the stream). Generation runs
-    in a background thread; an error there is raised in the iterating thread.
-    """
-
-    def __init__(self, owner: VisionLanguageModel, conv: Conversation, *, max_new_tokens: int, thinking: bool | None,
-                 seed: int | None, min_pixels: int | None, max_pixels: int | None, sampling: dict[str, Any]) -> None:
-        from transformers import TextIteratorStreamer
-
-        self._owner = owner
-        self._batch = owner._prepare([conv], thinking=thinking, min_pixels=min_pixels, max_pixels=max_pixels)
-        kwargs = owner._generate_kwargs(max_new_tokens=max_new_tokens, thinking_on=owner._thinking_on(thinking), call=sampling)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise UsageError("seed must be an int", received=seed)
-        self._streamer = TextIteratorStreamer(owner.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        self._deltas: list[str] = []
-        self._error: BaseException | None = None
-        self._sequences: torch.Tensor | None = None
-        self._answer: Answer | None = None
-        self._first: float | None = None
-        self._exhausted = False
-        self._start = time.perf_counter()
-        self._thread = threading.Thread(target=self._generate, args=(kwargs, seed), daemon=True)
-        self._thread.start()
-
-    def _generate(self, kwargs: dict[str, Any], seed: int | None) -> None:
-        try:
-            _seed(seed)
-            with torch.inference_mode():
-                self._sequences = self._owner.model.generate(**self._batch.inputs, **kwargs, streamer=self._streamer)
-        except BaseException as err:  # re-raised in the caller's thread by __iter__
-            self._error = err
-            self._streamer.end()
-
-    def __iter__(self) -> Iterator[str]:
-        if self._exhausted:
-            return
-        for delta in self._streamer:
-            if not delta:
-                continue
-            if self._first is None:
-                self._first = time.perf_counter() - self._start
-            self._deltas.append(delta)
-            yield delta
-        self._exhausted = True
-        self._complete()
-
-    def _complete(self) -> Answer:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        if self._answer is None:
-            generate_s = time.perf_counter() - self._start
-            self._answer = self._owner._finish(self._batch, self._sequences, generate_s, self._first)[0]
-        return self._answer
-
-    @property
-    def text(self) -> str:
-        """The text streamed so far."""
-        return "".join(self._deltas)
-
-    @property
-    def answer(self) -> Answer:
-        """The parsed `Answer`; drains the stream first if it was not fully iterated."""
-        for _ in self:
-            pass
-        return self._complete()

@@ -1,10 +1,10 @@
-"""Read structure out of what a Qwen-VL model wrote: thinking vs answer, boxes and points, video time spans.
+"""Read boxes and points out of what a Qwen-VL model wrote, with the numbers exactly as written.
 
-Everything here is text in, plain values out, and nothing raises on odd model output: garbage gives an
-empty result, a list cut by `max_new_tokens` keeps its complete elements and says `truncated=True`, and no
-box is made up from prose. Coordinates come out exactly as the model wrote them (`RawBox`, `RawPoint`);
-turning them into pixels of the original image is `grounding.py`'s job. This module knows nothing about
-models, images or coordinate conventions.
+Text in, plain values out, and nothing raises on odd model output: garbage gives an empty result, a list
+cut by `max_new_tokens` keeps its complete elements and says `truncated=True`, and no box is made up from
+prose. Coordinates come out exactly as the model wrote them (`RawBox`, `RawPoint`); turning them into
+pixels of the original image is `grounding.py`'s job. Reasoning is split off first (`thinking.py`); video
+time spans are `time_spans.py`. This module knows nothing about models, images or coordinate conventions.
 
 Grounding formats understood (all may appear several times in one answer, inside prose or code fences):
 
@@ -23,210 +23,13 @@ Grounding formats understood (all may appear several times in one answer, inside
 
 from __future__ import annotations
 
-import ast
-import json
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, NamedTuple
+from typing import Any
 
-from .answer import TimeSpan
+from .json_in_text import find_json, scalar_text
 
-__all__ = [
-    "ThinkingSplit",
-    "split_thinking",
-    "RawBox",
-    "RawPoint",
-    "ParsedGeometry",
-    "parse_grounding",
-    "parse_time_spans",
-]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# thinking
-# ----------------------------------------------------------------------------------------------------------
-
-_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
-
-
-class ThinkingSplit(NamedTuple):
-    """The generated text split into reasoning and answer.
-
-    Attributes:
-        thinking: the text inside the think block(s), stripped. `None` when there was no think block at
-            all; `""` when there was one and it was empty (`<think>\\n\\n</think>`), so callers can tell
-            "the model was in thinking mode but wrote nothing" from "no thinking mode". Test truthiness
-            (`if split.thinking:`) to treat both as "no reasoning".
-        answer: the text outside think blocks, stripped; `""` when generation stopped while thinking.
-        closed: False when a think block was opened and never closed (the model hit `max_new_tokens`
-            while thinking: everything after the opening is thinking).
-    """
-
-    thinking: str | None
-    answer: str
-    closed: bool
-
-
-def split_thinking(text: str, *, prompt_opened_think: bool = False) -> ThinkingSplit:
-    """Split generated text into (thinking, answer, closed).
-
-    Handles `<think>...</think>answer`, text that starts inside the block (Qwen3 "Thinking" chat templates
-    end the prompt with `<think>`, so the generation has only `</think>`), empty blocks, several blocks
-    (their texts are joined with a blank line), and a block never closed.
-
-    Args:
-        text: the generated text, special tokens removed (`<think>`/`</think>` are ordinary added tokens in
-            Qwen tokenizers and survive `skip_special_tokens=True`).
-        prompt_opened_think: set when the prompt itself ended with `<think>`; then text without any
-            `</think>` is all thinking (cut at `max_new_tokens`) rather than all answer.
-
-    Returns:
-        `ThinkingSplit(thinking, answer, closed)`.
-    """
-    thoughts: list[str] = []
-    answer_parts: list[str] = []
-    closed = True
-    rest = text
-    first_close, first_open = rest.find(_THINK_CLOSE), rest.find(_THINK_OPEN)
-    starts_inside = first_close != -1 and (first_open == -1 or first_close < first_open)
-    if prompt_opened_think or starts_inside:
-        rest = rest.lstrip()
-        rest = rest[len(_THINK_OPEN):] if rest.startswith(_THINK_OPEN) else rest  # model repeated the tag
-        close = rest.find(_THINK_CLOSE)
-        if close == -1:
-            return ThinkingSplit(rest.strip(), "", closed=False)
-        thoughts.append(rest[:close])
-        rest = rest[close + len(_THINK_CLOSE):]
-    while (start := rest.find(_THINK_OPEN)) != -1:
-        answer_parts.append(rest[:start])
-        rest = rest[start + len(_THINK_OPEN):]
-        close = rest.find(_THINK_CLOSE)
-        if close == -1:
-            thoughts.append(rest)
-            rest, closed = "", False
-            break
-        thoughts.append(rest[:close])
-        rest = rest[close + len(_THINK_CLOSE):]
-    answer_parts.append(rest)
-    thinking = "\n\n".join(t.strip() for t in thoughts if t.strip()) if thoughts else None
-    return ThinkingSplit(thinking, "".join(answer_parts).strip(), closed)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# JSON blocks inside free text
-# ----------------------------------------------------------------------------------------------------------
-
-_FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_-]*[ \t]*\n?(.*?)(?:```|\Z)", re.S)
-_OPENER = re.compile(r"[\[{]")
-_CLOSER_OF = {"[": "]", "{": "}"}
-_TRAILING_COMMA = re.compile(r",(\s*[\]}])")
-_LOOKS_LIKE_JSON = re.compile(r"[\[{]\s*(?:[\[{\"']|-?\d)")
-_DIGIT = re.compile(r"\d")
-_FAIL = object()
-_MAX_UNCLOSED_SCANS = 16  # "[" in prose that never close; keeps parsing linear-ish on pathological text
-
-
-@dataclass(frozen=True)
-class _Block:
-    start: int  # offsets in the parsed text
-    end: int
-    value: Any
-    keyless_ok: bool  # inside a code fence, or the JSON is the whole answer
-    truncated: bool  # the block ran to the end of the text; only its complete elements were kept
-
-
-def _loads(candidate: str) -> Any:
-    """JSON, then JSON without trailing commas, then a Python literal (single quotes); `_FAIL` otherwise."""
-    for attempt in (candidate, _TRAILING_COMMA.sub(r"\1", candidate)):
-        try:
-            return json.loads(attempt)
-        except ValueError:
-            pass
-    pythonish = re.sub(r"\b(true|false|null)\b", lambda m: {"true": "True", "false": "False"}.get(m[1], "None"),
-                       candidate)
-    try:
-        return ast.literal_eval(pythonish)  # literals only: never evaluates code
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return _FAIL
-
-
-def _match_brackets(text: str, start: int) -> tuple[str, int | None, tuple[str, ...]]:
-    """Scan a bracketed value from `start`, respecting quoted strings.
-
-    Returns ("closed", end, ()), ("bad", None, ()) on a mismatched bracket, or ("open", cut, stack) when the
-    text ended first: `cut` is just after the last value that closed as an element of a list (None if
-    none did) and `stack` the brackets still open there.
-    """
-    stack: list[str] = []
-    quote, cut, cut_stack, j = None, None, (), start
-    while j < len(text):
-        char = text[j]
-        if quote:
-            if char == "\\":
-                j += 1
-            elif char == quote:
-                quote = None
-        elif char in "\"'":
-            quote = char
-        elif char in "[{":
-            stack.append(char)
-        elif char in "]}":
-            if not stack or _CLOSER_OF[stack[-1]] != char:
-                return "bad", None, ()
-            stack.pop()
-            if not stack:
-                return "closed", j + 1, ()
-            if stack[-1] == "[":
-                cut, cut_stack = j + 1, tuple(stack)
-        j += 1
-    return "open", cut, cut_stack
-
-
-def _scan_json(text: str, offset: int, fenced: bool) -> Iterator[_Block]:
-    """Yield every JSON-like value found in `text` (a fence body or prose), in order."""
-    whole = text.strip()
-    pos = unclosed_prose = 0
-    while (found := _OPENER.search(text, pos)) is not None:
-        i = found.start()
-        state, end, stack = _match_brackets(text, i)
-        if state == "closed":
-            value = _loads(text[i:end])
-            if value is not _FAIL:
-                keyless = fenced or text[i:end].strip() == whole
-                yield _Block(offset + i, offset + end, value, keyless, truncated=False)
-                pos = end
-                continue
-        elif state == "open" and (fenced or _LOOKS_LIKE_JSON.match(text, i)) and _DIGIT.search(text, i):
-            # Cut by max_new_tokens: keep the complete elements; nothing after `i` is outside this value.
-            # (Without a single digit it cannot have held coordinates: garbage, not a cut list.)
-            value = _FAIL
-            if end is not None:
-                value = _loads(text[i:end] + "".join(_CLOSER_OF[b] for b in reversed(stack)))
-            keyless = fenced or text[i:].strip() == whole
-            yield _Block(offset + i, offset + len(text), None if value is _FAIL else value, keyless, truncated=True)
-            return
-        elif state == "open":
-            unclosed_prose += 1  # each such scan reads to the end of the text: bound the total work
-            if unclosed_prose > _MAX_UNCLOSED_SCANS:
-                return
-        pos = i + 1
-
-
-def _json_blocks(text: str) -> list[_Block]:
-    """JSON values in code fences and in the prose between them, in text order."""
-    blocks: list[_Block] = []
-    prose_start = 0
-    for fence in _FENCE.finditer(text):
-        blocks.extend(_scan_json(text[prose_start:fence.start()], prose_start, fenced=False))
-        blocks.extend(_scan_json(fence[1], fence.start(1), fenced=True))
-        prose_start = fence.end()
-    blocks.extend(_scan_json(text[prose_start:], prose_start, fenced=False))
-    return blocks
-
-
-# ----------------------------------------------------------------------------------------------------------
-# boxes and points
-# ----------------------------------------------------------------------------------------------------------
+__all__ = ["RawBox", "RawPoint", "ParsedGeometry", "parse_grounding"]
 
 
 @dataclass(frozen=True)
@@ -355,7 +158,7 @@ class _Collector:
         index = lowered.get("image_index")
         if isinstance(index, int) and not isinstance(index, bool) and index >= 0:
             image_index = index
-        label = next((_label(lowered[k]) for k in _LABEL_KEYS if _label(lowered.get(k)) is not None), None)
+        label = next((scalar_text(lowered[k]) for k in _LABEL_KEYS if scalar_text(lowered.get(k)) is not None), None)
         box_key = next((k for k in _BOX_KEYS if k in lowered), None)
         point_key = next((k for k in _POINT_KEYS if k in lowered), None)
         if box_key:
@@ -365,14 +168,6 @@ class _Collector:
         if not box_key and not point_key:
             for item in lowered.values():  # wrappers like {"objects": [...]}; key-less lists not trusted here
                 self.walk(item, keyless_ok=False, image_index=image_index)
-
-
-def _label(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return None
 
 
 _TAGGED = re.compile(
@@ -392,7 +187,7 @@ def _collect_tagged(text: str, out: _Collector) -> None:
     label = None
     for match in _TAGGED.finditer(text):
         if match["ref"] is not None or match["ref_v1"] is not None:
-            label = _label(match["ref"] if match["ref"] is not None else match["ref_v1"])
+            label = scalar_text(match["ref"] if match["ref"] is not None else match["ref_v1"])
             continue
         content, end = (match["box"], match["box_end"]) if match["box"] is not None else (
             match["box_v1"], match["box_v1_end"])
@@ -413,7 +208,7 @@ def _collect_xml_points(text: str, out: _Collector) -> None:
             out.truncated = True
             continue
         attrs = {k.lower(): v for k, v in _XML_ATTR.findall(match[2])}
-        label = _label(attrs.get("alt")) or _label(match[3])
+        label = scalar_text(attrs.get("alt")) or scalar_text(match[3])
         if "x" in attrs or "y" in attrs:
             pairs = [(attrs.get("x"), attrs.get("y"))]
         else:
@@ -450,115 +245,8 @@ def parse_grounding(text: str, *, bare_lists: bool = False) -> ParsedGeometry:
     _collect_xml_points(text, out)
     if _UNCLOSED_TAG.search(text):
         out.truncated = True
-    for block in _json_blocks(text):
+    for block in find_json(text):
         out.truncated |= block.truncated
         if block.value is not None:
             out.walk(block.value, block.keyless_ok or bare_lists, None)
     return ParsedGeometry(tuple(out.boxes), tuple(out.points), out.truncated, out.skipped)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# video time spans
-# ----------------------------------------------------------------------------------------------------------
-
-_NUM = r"\d+(?:\.\d+)?"
-_CLOCK = r"(?:\d{1,2}:)?\d{1,2}:\d{2}(?:\.\d+)?"
-_UNIT = r"(?:seconds?|secs?|s|秒钟?)(?![A-Za-z])"
-_SEP = r"(?:-|–|—|~|～|〜|to\b|until\b|till\b|至|到|(?(between)and\b|(?!)))"  # "and" only after "between"
-_RANGE = re.compile(
-    rf"(?:(?P<between>\bbetween\s+)|\bfrom\s+|[从在由]\s*)?(?<![\d.:])"
-    rf"(?P<a><\s*(?:{_CLOCK}|{_NUM}\s*(?:{_UNIT})?)\s*>|{_CLOCK}|{_NUM}(?:\s*{_UNIT})?)"
-    rf"\s*{_SEP}\s*"
-    rf"(?P<b><\s*(?:{_CLOCK}|{_NUM}\s*(?:{_UNIT})?)\s*>|{_CLOCK}|{_NUM}\s*{_UNIT})",
-    re.I,
-)
-_INSTANT = re.compile(rf"(?<![\d.:])(?:<\s*(?:{_CLOCK}|{_NUM}\s*(?:{_UNIT})?)\s*>|{_CLOCK}|{_NUM}\s*{_UNIT})", re.I)
-_START_KEYS = ("start", "start_time", "begin", "start_sec", "start_seconds", "from")
-_END_KEYS = ("end", "end_time", "stop", "end_sec", "end_seconds", "to")
-_EVENT_KEYS = ("event", "description", "label", "caption", "action", "text")
-
-
-def _seconds(value: Any) -> float | None:
-    """3.5, "3.5", "<3.5 seconds>", "3.5s", "01:02", "1:02:03.5" -> seconds; None if not a time."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value) if value >= 0 else None
-    if not isinstance(value, str):
-        return None
-    core = re.sub(rf"^\s*<?\s*|\s*(?:{_UNIT})?\s*>?\s*$", "", value, flags=re.I)
-    if re.fullmatch(_CLOCK, core):
-        total = 0.0
-        for part in core.split(":"):
-            total = total * 60 + float(part)
-        return total
-    return float(core) if re.fullmatch(_NUM, core) else None
-
-
-def _span(start: float, end: float, raw: str, label: str | None = None) -> TimeSpan:
-    start, end = min(start, end), max(start, end)  # "from 7 to 3 seconds" means the span 3..7
-    return TimeSpan(start=start, end=end, label=label, raw=raw)
-
-
-def _json_spans(text: str) -> tuple[list[tuple[int, TimeSpan]], list[tuple[int, int]]]:
-    spans: list[tuple[int, TimeSpan]] = []
-    used: list[tuple[int, int]] = []
-    for block in _json_blocks(text):
-        found = [(block.start, s) for s in _walk_span_dicts(block.value)]
-        if found:
-            spans.extend(found)
-            used.append((block.start, block.end))
-    return spans, used
-
-
-def _walk_span_dicts(value: Any) -> Iterator[TimeSpan]:
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _walk_span_dicts(item)
-    elif isinstance(value, dict):
-        lowered = {str(k).strip().lower(): v for k, v in value.items()}
-        start = next((lowered[k] for k in _START_KEYS if k in lowered), None)
-        end = next((lowered[k] for k in _END_KEYS if k in lowered), None)
-        start_s, end_s = _seconds(start), _seconds(end)
-        if start_s is not None and end_s is not None:
-            label = next((_label(lowered[k]) for k in _EVENT_KEYS if _label(lowered.get(k))), None)
-            yield _span(start_s, end_s, json.dumps(value, ensure_ascii=False), label)
-        else:
-            for item in lowered.values():
-                yield from _walk_span_dicts(item)
-
-
-def parse_time_spans(text: str, *, include_instants: bool = True) -> list[TimeSpan]:
-    """Find the video time spans an answer names, in seconds.
-
-    Understands ranges (`3.5-7.0 seconds`, `from 3.5 to 7 seconds`, `between 00:03 and 00:07`,
-    `3.5s - 7s`, `<3.5 seconds> - <7.0 seconds>`, `从3.5秒到7秒`, `3.5秒至7.0秒`), clock times
-    (`mm:ss`, `mm:ss.ff` with ff fractions of a second, `hh:mm:ss`), Qwen3-VL's `<3.5 seconds>` and JSON
-    lists of `{"start_time": "00:21.00", "end_time": "00:49.00", "description": ...}` or
-    `{"start": 0.0, "end": 30.0}`. A bare number is only a time when a unit or a clock form says so.
-    A reversed range is reordered. Never raises on odd input.
-
-    Args:
-        text: the model's answer.
-        include_instants: also return single timestamps (`at 00:12`, `<3.5 seconds>`) as zero-length spans
-            (start == end). Set False when the answer may state durations ("the clip is 30 seconds long").
-
-    Returns:
-        Spans in text order, each with `raw` = the text it was parsed from (the JSON object for JSON spans).
-    """
-    if not isinstance(text, str) or not text.strip():
-        return []
-    found, used = _json_spans(text)
-    masked = list(text)
-    for start, end in used:
-        masked[start:end] = " " * (end - start)
-    plain = "".join(masked)
-    for match in _RANGE.finditer(plain):
-        start_s, end_s = _seconds(match["a"]), _seconds(match["b"])
-        if start_s is not None and end_s is not None:
-            found.append((match.start(), _span(start_s, end_s, match[0].strip())))
-            plain = plain[:match.start()] + " " * (match.end() - match.start()) + plain[match.end():]
-    if include_instants:
-        for match in _INSTANT.finditer(plain):
-            at = _seconds(match[0])
-            if at is not None:
-                found.append((match.start(), _span(at, at, match[0].strip())))
-    return [span for _, span in sorted(found, key=lambda item: item[0])]
