@@ -1,107 +1,19 @@
 """Parity of mmkit.media.resize with the real qwen-vl-utils 0.0.14 source, integer for integer.
 
 qwen_vl_utils imports torchvision at module top, so the real module is imported in a SUBPROCESS after a
-minimal fake `torchvision` is put in that process's sys.modules; this test process never sees the fake.
+minimal fake `torchvision` is put in that process's sys.modules (the `upstream` fixture, tests/conftest.py);
+this test process never sees the fake.
 """
 from __future__ import annotations
 
-import atexit
-import json
 import math
 import random
-import subprocess
 import sys
-import textwrap
 
 import pytest
 
 from mmkit.exceptions import UsageError
 from mmkit.media import resize as R
-
-# A fake torchvision just complete enough for `import qwen_vl_utils` and its torchvision video path:
-# - io.read_video decodes a real file with PyAV (every frame, like torchvision), and for "fake:T:H:W:fps"
-#   returns T black frames at that fps (on the meta device with SHAPE_ONLY);
-# - transforms.functional.resize is torchvision's v1 tensor resize for uint8 (float bicubic, clamp, round);
-#   with SHAPE_ONLY it just returns an empty tensor of the requested size (sizes are all we compare then).
-UPSTREAM_PRELUDE = textwrap.dedent('''
-    import json, os, sys, types
-    import torch
-    os.environ["FORCE_QWENVL_VIDEO_READER"] = "torchvision"
-    SHAPE_ONLY = [False]
-    tv = types.ModuleType("torchvision"); tv.__version__ = "0.20.0"
-    tv_io = types.ModuleType("torchvision.io")
-    tv_tr = types.ModuleType("torchvision.transforms")
-    tv_fn = types.ModuleType("torchvision.transforms.functional")
-    class InterpolationMode:
-        BICUBIC = "bicubic"
-        BILINEAR = "bilinear"
-    def resize(img, size, interpolation=None, antialias=True):
-        if SHAPE_ONLY[0]:
-            return torch.empty((*img.shape[:-2], *size), dtype=img.dtype, device="meta")
-        if list(img.shape[-2:]) == list(size):
-            return img
-        out = torch.nn.functional.interpolate(img.float(), size=list(size), mode="bicubic",
-                                              align_corners=False, antialias=antialias)
-        return out.clamp(0, 255).round().to(img.dtype)
-    def read_video(path, start_pts=0.0, end_pts=None, pts_unit="sec", output_format="TCHW"):
-        if not path.startswith("fake:"):  # a real file: decode every frame, as torchvision.io.read_video does
-            import av, numpy
-            with av.open(path) as container:
-                frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-                fps = float(container.streams.video[0].average_rate)
-            return torch.from_numpy(numpy.stack(frames)).permute(0, 3, 1, 2), None, {"video_fps": fps}
-        _, t, h, w, fps = path.split(":")
-        device = "meta" if SHAPE_ONLY[0] else "cpu"  # meta tensors have shapes but no memory
-        video = torch.zeros((int(t), 3, int(h), int(w)), dtype=torch.uint8, device=device)
-        return video, None, {"video_fps": float(fps)}
-    tv_fn.resize = resize
-    tv_io.read_video = read_video
-    tv_tr.functional = tv_fn
-    tv_tr.InterpolationMode = InterpolationMode
-    tv.io, tv.transforms = tv_io, tv_tr
-    sys.modules.update({"torchvision": tv, "torchvision.io": tv_io, "torchvision.transforms": tv_tr,
-                        "torchvision.transforms.functional": tv_fn})
-    from qwen_vl_utils import vision_process as vp
-    assert vp.__file__.endswith("qwen_vl_utils/vision_process.py")
-    def outcome(fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (AssertionError, ValueError, ZeroDivisionError) as err:
-            return "error"
-    for line in sys.stdin:  # one JSON request per line: {"code": ..., "input": ...}; one JSON answer per line
-        request = json.loads(line)
-        space = dict(globals(), INPUT=request["input"])
-        try:
-            exec(request["code"], space)
-            answer = {"result": space["RESULT"]}
-        except Exception:
-            import traceback
-            answer = {"traceback": traceback.format_exc()}
-        print(json.dumps(answer), flush=True)
-''')
-
-
-_ORACLE: list[subprocess.Popen] = []
-
-
-def run_upstream(body: str, payload) -> object:
-    """Run `body` in the upstream interpreter (started once, shared by the media tests) and return its `RESULT`.
-
-    `INPUT` holds `payload`. Only that subprocess ever imports the fake torchvision and qwen_vl_utils.
-    """
-    if not _ORACLE:
-        _ORACLE.append(subprocess.Popen([sys.executable, "-c", UPSTREAM_PRELUDE], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True))
-        atexit.register(_ORACLE[0].kill)
-    oracle = _ORACLE[0]
-    oracle.stdin.write(json.dumps({"code": textwrap.dedent(body), "input": payload}) + "\n")
-    oracle.stdin.flush()
-    line = oracle.stdout.readline()
-    assert line, "the upstream interpreter died (see stderr above)"
-    answer = json.loads(line)
-    assert "result" in answer, answer.get("traceback")
-    return answer["result"]
-
 
 def ours(fn, *args, **kwargs):
     try:
@@ -146,12 +58,12 @@ def _nframes_grid() -> list[list]:
 
 
 @pytest.fixture(scope="module")
-def upstream_integers():
+def upstream_integers(upstream):
     payload = {"resize": _resize_grid(), "nframes": _nframes_grid(),
                "range": [[t, f, s, e] for t in (1, 2, 10, 100, 251) for f in (1, 24, 29.97, 30)
                          for s in (None, -1, 0, 0.01, 0.5, 1.04, 3.3, 9.99, 400)
                          for e in (None, -2, 0, 0.03, 0.5, 1, 2.5, 8.35, 1000)]}
-    return run_upstream('''
+    return upstream('''
         res = [outcome(vp.smart_resize, h, w, f, lo, hi) for h, w, f, lo, hi in INPUT["resize"]]
         nfr = [outcome(vp.smart_nframes, ele, total_frames=t, video_fps=f) for ele, t, f in INPUT["nframes"]]
         rng = [outcome(vp.calculate_video_frame_range, {"video_start": s, "video_end": e}, t, f)
@@ -199,7 +111,7 @@ def test_frame_range_matches_upstream(upstream_integers):
     assert expected.count("error") > 50 and len(expected) - expected.count("error") > 400
 
 
-def test_video_budget_and_sampling_match_upstream_fetch_video():
+def test_video_budget_and_sampling_match_upstream_fetch_video(upstream):
     """End to end through upstream fetch_video (torchvision reader faked): frame count, size, sample fps."""
     rng = random.Random(2)
     cases = []
@@ -220,7 +132,7 @@ def test_video_budget_and_sampling_match_upstream_fetch_video():
         if rng.random() < 0.1:
             ele["resized_height"], ele["resized_width"] = rng.choice([(100, 200), (56, 999), (600, 601)])
         cases.append([ele, rng.choice([14, 16])])
-    expected = run_upstream('''
+    expected = upstream('''
         SHAPE_ONLY[0] = True
         out = []
         for ele, patch in INPUT:

@@ -13,49 +13,12 @@ from mmkit.exceptions import MediaError, UsageError
 from mmkit.media import MediaPolicy, load_video
 from mmkit.media.video import _SeekingReader
 
-GRID_COLS, GRID_ROWS, BLOCK = 4, 3, 16  # 12 black/white blocks encode the frame index (survives compression)
-
-
-def index_frame(index: int, width: int = 64, height: int = 48) -> np.ndarray:
-    """An RGB frame whose 16x16 blocks spell `index` in binary (block b white = bit b set)."""
-    frame = np.full((height, width, 3), 64, dtype=np.uint8)
-    for bit in range(GRID_COLS * GRID_ROWS):
-        row, col = divmod(bit, GRID_COLS)
-        frame[row * BLOCK:(row + 1) * BLOCK, col * BLOCK:(col + 1) * BLOCK] = 255 if index >> bit & 1 else 0
-    return frame
-
-
-def read_index(frame: np.ndarray) -> int:
-    """Inverse of `index_frame` for an RGB frame (any size >= 64x48 at the same block scale)."""
-    value = 0
-    for bit in range(GRID_COLS * GRID_ROWS):
-        row, col = divmod(bit, GRID_COLS)
-        block = frame[row * BLOCK + 4:(row + 1) * BLOCK - 4, col * BLOCK + 4:(col + 1) * BLOCK - 4]
-        value |= int(block.mean() > 128) << bit
-    return value
-
-
-def make_video(path: Path, nframes: int, *, fps: int = 25, codec: str = "mpeg4", gop: int = 12,
-               width: int = 64, height: int = 48) -> Path:
-    """Encode `nframes` index frames with PyAV (mpeg4: I/P frames; libx264: B-frames too)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.gop_size = gop
-        stream.bit_rate = 2_000_000
-        for i in range(nframes):
-            frame = av.VideoFrame.from_ndarray(index_frame(i, width, height), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path
-
-
 @pytest.fixture(scope="module")
-def video(tmp_path_factory) -> Path:
+def video(tmp_path_factory, make_video) -> Path:
     return make_video(tmp_path_factory.mktemp("video") / "100.mp4", 100)
 
 
-def test_fps_sampling_returns_the_frames_and_times_it_names(video):
+def test_fps_sampling_returns_the_frames_and_times_it_names(video, read_index):
     clip = load_video(video, fps=2.0)
     assert clip.indices.tolist() == [0, 14, 28, 42, 57, 71, 85, 99]  # linspace(0, 99, 8).round()
     assert [read_index(f) for f in clip.frames] == clip.indices.tolist()
@@ -64,7 +27,7 @@ def test_fps_sampling_returns_the_frames_and_times_it_names(video):
     assert (clip.source_fps, clip.total_frames, clip.duration, clip.sample_fps) == (25.0, 100, 4.0, 2.0)
 
 
-def test_time_range_and_nframes(video):
+def test_time_range_and_nframes(video, read_index):
     clip = load_video(video, nframes=6, video_start=1.0, video_end=3.0)  # frames 25..75
     assert clip.indices.tolist() == [25, 35, 45, 55, 65, 75]
     assert [read_index(f) for f in clip.frames] == clip.indices.tolist()
@@ -73,14 +36,14 @@ def test_time_range_and_nframes(video):
     assert clip.sample_fps == pytest.approx(6 / 51 * 25)
 
 
-def test_b_frame_video_decodes_the_right_frames(tmp_path):
+def test_b_frame_video_decodes_the_right_frames(tmp_path, read_index, make_video):
     path = make_video(tmp_path / "x264.mp4", 90, codec="libx264", gop=30)
     clip = load_video(path, nframes=12, video_start=0.5)
     assert [read_index(f) for f in clip.frames] == clip.indices.tolist()
     assert clip.indices[0] == 13 and clip.indices[-1] == 89
 
 
-def test_reader_seeks_instead_of_decoding_everything(tmp_path):
+def test_reader_seeks_instead_of_decoding_everything(tmp_path, read_index, make_video):
     path = make_video(tmp_path / "long.mp4", 600, gop=12)
     with av.open(str(path)) as container:
         reader = _SeekingReader(container, container.streams.video[0], 25.0, "long", 600)
@@ -94,7 +57,7 @@ def test_reader_seeks_instead_of_decoding_everything(tmp_path):
 
 
 @pytest.mark.parametrize("container_ext, codec", [("mkv", "libx264"), ("avi", "mpeg4")])
-def test_other_containers_seek_too(tmp_path, container_ext, codec):
+def test_other_containers_seek_too(tmp_path, container_ext, codec, read_index, make_video):
     """MKV has no frame count in its header and loads its index lazily: the reader guesses keyframe spacing."""
     path = make_video(tmp_path / f"v.{container_ext}", 300, codec=codec, gop=24)
     clip = load_video(path, nframes=10)
@@ -134,7 +97,7 @@ class _CountedFrame:
         type(self).live -= 1
 
 
-def _frames_held(path, monkeypatch) -> tuple[int, int]:
+def _frames_held(path, monkeypatch, read_index) -> tuple[int, int]:
     """(most decoded frames alive at once, frames decoded) while load_video samples 8 frames from `path`."""
     decode = _SeekingReader._decode
 
@@ -150,15 +113,15 @@ def _frames_held(path, monkeypatch) -> tuple[int, int]:
     return _CountedFrame.peak, _CountedFrame.made
 
 
-def test_peak_memory_does_not_grow_with_video_length(tmp_path, monkeypatch):
+def test_peak_memory_does_not_grow_with_video_length(tmp_path, monkeypatch, make_video, read_index):
     short = make_video(tmp_path / "short.mp4", 60, width=128, height=96)
     long = make_video(tmp_path / "long.mp4", 240, width=128, height=96)
     frame_bytes = 128 * 96 * 3
 
     # 1. Decoded frames alive at once (ffmpeg-owned memory tracemalloc cannot see): constant, and the long
     #    video is not decoded through: 8 targets cost at most 8 GOPs of 12 frames.
-    held_short, decoded_short = _frames_held(short, monkeypatch)
-    held_long, decoded_long = _frames_held(long, monkeypatch)
+    held_short, decoded_short = _frames_held(short, monkeypatch, read_index)
+    held_long, decoded_long = _frames_held(long, monkeypatch, read_index)
     assert held_short <= 2 and held_long <= 2
     assert decoded_long <= 8 * 12 < 240
 
@@ -175,7 +138,7 @@ def test_peak_memory_does_not_grow_with_video_length(tmp_path, monkeypatch):
     assert ours_long < 12 * frame_bytes  # the 8 sampled frames plus working space
 
 
-def test_frame_lists_and_arrays_follow_the_same_sampling(video):
+def test_frame_lists_and_arrays_follow_the_same_sampling(video, index_frame, read_index):
     frames = np.stack([index_frame(i) for i in range(100)])
     from_file = load_video(video, fps=2.0)
     for source in (frames, list(frames), [index_frame(i) for i in range(100)]):

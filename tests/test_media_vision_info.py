@@ -1,12 +1,15 @@
 """mmkit.media.vision_info against the real qwen-vl-utils 0.0.14 process_vision_info (run in a subprocess).
 
-The upstream interpreter (see test_media_resize.run_upstream) has a fake torchvision whose read_video decodes
+The upstream interpreter (the `upstream` fixture in tests/conftest.py) has a fake torchvision whose read_video decodes
 with PyAV and whose resize is torchvision's uint8 tensor resize; everything else is the real upstream code.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +18,6 @@ from PIL import Image
 
 from mmkit.exceptions import UsageError
 from mmkit.media import MediaPolicy, fetch_image, fetch_video, process_vision_info
-from test_media_resize import run_upstream
-from test_media_video import index_frame, make_video
 
 UPSTREAM_SUMMARY = '''
 import hashlib
@@ -56,15 +57,19 @@ def summary(result):
     return out
 
 
-def upstream_process(messages, **kwargs):
-    return run_upstream(UPSTREAM_SUMMARY + '''
+@pytest.fixture(scope="module")
+def upstream_process(upstream):
+    def run(messages, **kwargs):
+        return upstream(UPSTREAM_SUMMARY + '''
 messages, kwargs = INPUT
 RESULT = summary(vp.process_vision_info(messages, **kwargs))
 ''', [messages, kwargs])
 
+    return run
+
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory):
+def media(tmp_path_factory, index_frame, make_video):
     folder = tmp_path_factory.mktemp("vision_info")
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (70, 100, 3), dtype=np.uint8)).save(folder / "rgb.png")
@@ -84,7 +89,7 @@ def media(tmp_path_factory):
 
 
 @pytest.mark.parametrize("patch", [14, 16])
-def test_images_match_upstream_pixel_for_pixel(media, patch):
+def test_images_match_upstream_pixel_for_pixel(media, patch, upstream_process):
     data_url = "data:image/png;base64," + base64.b64encode(open(media["rgb"], "rb").read()).decode()
     content = [
         {"type": "image", "image": media["rgb"]},
@@ -104,7 +109,7 @@ def test_images_match_upstream_pixel_for_pixel(media, patch):
 
 
 @pytest.mark.parametrize("patch, with_metadata", [(14, False), (16, True)])
-def test_video_file_matches_upstream_tensor_for_tensor(media, patch, with_metadata):
+def test_video_file_matches_upstream_tensor_for_tensor(media, patch, with_metadata, upstream_process):
     messages = [{"role": "user", "content": [
         {"type": "video", "video": media["video"], "fps": 4.0, "max_pixels": 150_000},
         {"type": "video", "video": "file://" + media["video"], "nframes": 6},
@@ -126,7 +131,7 @@ def test_video_file_matches_upstream_tensor_for_tensor(media, patch, with_metada
         assert result[2] == {"do_sample_frames": False, "fps": [pytest.approx(8 / 60 * 25), pytest.approx(2.5)]}
 
 
-def test_frame_list_video_matches_upstream_including_the_prefetch_quirk(media):
+def test_frame_list_video_matches_upstream_including_the_prefetch_quirk(media, upstream_process):
     messages = [{"role": "user", "content": [
         {"type": "video", "video": media["frames"], "sample_fps": 1.0, "raw_fps": 30.0},
     ]}]
@@ -154,7 +159,7 @@ def test_fetch_functions_and_return_shapes(media):
     assert len(process_vision_info(batch)[0]) == 2
 
 
-def test_frame_arrays_and_policy_reach_every_source(media):
+def test_frame_arrays_and_policy_reach_every_source(media, index_frame):
     frames = np.stack([index_frame(i, 96, 72) for i in range(4)])
     video = fetch_video({"video": frames})
     # prefetch quirk: 72x96 -> 112x168 (multiples of 56, min 4*56^2), then the video budget -> 280x392
@@ -167,3 +172,12 @@ def test_frame_arrays_and_policy_reach_every_source(media):
         process_vision_info([{"role": "user", "content": [{"type": "image"}]}])
     with pytest.raises(UsageError, match="only one of fps and nframes"):
         fetch_video({"video": media["video"], "fps": 2, "nframes": 4})
+
+
+def test_importing_mmkit_media_does_not_import_torch():
+    """torch is imported by the functions that need it, so `import mmkit.media` stays light."""
+    code = "import sys, mmkit.media; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

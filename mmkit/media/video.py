@@ -15,7 +15,6 @@ from typing import Any, Iterator, Sequence, Union
 
 import av
 import numpy as np
-import torch
 from PIL import Image
 
 from ..exceptions import MediaError, UsageError
@@ -53,6 +52,8 @@ class VideoClip:
 
 def sample_indices(start_frame: int, end_frame: int, nframes: int) -> list[int]:
     """The frame indices qwen-vl-utils samples: `torch.linspace(start, end, n).round()` (float32, ties to even)."""
+    import torch  # here, not at module top: `import mmkit.media` stays light (torch takes seconds to import)
+
     return torch.linspace(start_frame, end_frame, nframes).round().long().tolist()
 
 

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from ..exceptions import UsageError
@@ -36,6 +34,9 @@ from .resize import (
     video_target_size,
 )
 from .video import load_video
+
+if TYPE_CHECKING:  # torch is imported inside the functions that use it: `import mmkit.media` stays light
+    import torch
 
 __all__ = ["extract_vision_info", "fetch_image", "fetch_video", "process_vision_info"]
 
@@ -115,6 +116,8 @@ def _video_file(ele: dict, source: Any, policy: MediaPolicy) -> tuple[torch.Tens
     if "fps" in ele and "nframes" in ele:
         raise UsageError("only one of fps and nframes may be given",
                          received={"fps": ele["fps"], "nframes": ele["nframes"]}, fix="Drop one of them")
+    import torch
+
     clip = load_video(
         source, fps=ele.get("fps", FPS), nframes=ele.get("nframes"),
         min_frames=ele.get("min_frames", FPS_MIN_FRAMES), max_frames=ele.get("max_frames", 768),
@@ -127,6 +130,8 @@ def _video_file(ele: dict, source: Any, policy: MediaPolicy) -> tuple[torch.Tens
 
 
 def _frame_list(ele: dict, frames: list | tuple, factor: int, policy: MediaPolicy) -> tuple[torch.Tensor, dict, float]:
+    import torch
+
     if not frames:
         raise UsageError("the frame list is empty", received=frames, fix="Pass at least one frame")
     info = {k: v for k, v in ele.items() if k not in ("type", "video")}
@@ -156,6 +161,9 @@ def _warn_if_max_pixels_lowered(ele: dict, nframes: int, factor: int) -> None:
 
 def _resize_frames(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """uint8 TCHW -> float32 TCHW at `size`, matching torchvision's BICUBIC antialiased uint8 resize."""
+    import torch
+    import torch.nn.functional as F
+
     if tuple(video.shape[-2:]) == tuple(size):
         return video.float()  # torchvision returns the input unchanged when the size already matches
     out = torch.empty((video.shape[0], video.shape[1], *size), dtype=torch.float32)
