@@ -221,3 +221,29 @@ def test_img2img_pipeline_shares_modules(sd15):
     derived = sd15._task_pipes["image_to_image"]
     assert derived.unet is sd15.pipeline.unet and derived.vae is sd15.pipeline.vae
     assert derived.unet.dtype == torch.float32
+
+
+def test_image_and_mask_sources_go_through_the_media_layer(sd15, tmp_path):
+    import base64
+    import io
+
+    from mmkit.exceptions import MediaError
+
+    image = gradient_image(3)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data_url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    from_pil = sd15.image_to_image(image, "a cat", strength=0.5, steps=2, seed=9).image
+    from_url = sd15.image_to_image(data_url, "a cat", strength=0.5, steps=2, seed=9).image
+    from_array = sd15.image_to_image(np.asarray(image), "a cat", strength=0.5, steps=2, seed=9).image
+    assert np.array_equal(np.asarray(from_pil), np.asarray(from_url))
+    assert np.array_equal(np.asarray(from_pil), np.asarray(from_array))
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    mask[:, 32:] = 255
+    as_array = sd15.inpaint(image, mask, "a cat", steps=2, seed=2).image
+    as_pil = sd15.inpaint(image, Image.fromarray(mask), "a cat", steps=2, seed=2).image
+    assert np.array_equal(np.asarray(as_array), np.asarray(as_pil))
+    with pytest.raises(MediaError):
+        sd15.image_to_image(tmp_path / "missing.png", "a cat", steps=1)
+    with pytest.raises(UsageError, match="image must be a PIL image"):
+        sd15.image_to_image(42, "a cat", steps=1)

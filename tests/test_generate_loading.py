@@ -9,7 +9,8 @@ import pytest
 from mmkit.exceptions import ModelLoadError, UnsafeSourceError, UsageError
 from mmkit.generate import ImageGenerator
 from mmkit.generate.loading import inspect_folder, inspect_single_file
-from mmkit.testing.tiny_diffusion import save_single_file_checkpoint, tiny_diffusion_checkpoint
+from mmkit.testing.single_file import save_single_file_checkpoint
+from mmkit.testing.tiny_diffusion import tiny_diffusion_checkpoint
 
 
 @pytest.fixture(scope="module")

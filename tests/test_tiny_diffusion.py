@@ -5,12 +5,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from mmkit.testing.tiny_diffusion import (
-    build_tiny_clip_tokenizer,
-    build_tiny_sd15,
-    save_single_file_checkpoint,
-    tiny_diffusion_checkpoint,
-)
+from mmkit.testing.single_file import save_single_file_checkpoint
+from mmkit.testing.tiny_diffusion import build_tiny_clip_tokenizer, build_tiny_sd15, tiny_diffusion_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -14,23 +14,20 @@ nothing about prompts, schedulers, LoRA or result files.
 
 from __future__ import annotations
 
-import logging
 import math
-import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..exceptions import ModelLoadError, UnsafeSourceError, UsageError
+from ..exceptions import UsageError
 from .preprocessors import PREPROCESSORS, prepare_control_image
+from .quiet_logs import without_empty_fp32_warning
+from .sources import resolve_source, unavailable, use_safetensors, weight_files
 
 __all__ = ["Control", "ControlTask", "load_controlnet", "controlnet_pipeline", "control_call_kwargs"]
 
 ControlTask = Literal["text_to_image", "image_to_image", "inpaint"]
 _TASKS = ("text_to_image", "image_to_image", "inpaint")
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ class Control:
 
     Attributes:
         image: the control input: a finished map (depth, pose, scribble, edges) or, with `preprocess`, a photo.
-            PIL image, uint8 array or file path.
+            PIL image, uint8 array, path, URL or bytes (read with `mmkit.media.load_image`).
         model: which loaded ControlNet: its name or its index in load order.
         scale: `controlnet_conditioning_scale`, the weight of this net's residuals (0 = no effect).
         start: fraction of the denoising steps after which the net starts acting (0..1).
@@ -89,21 +86,6 @@ class Control:
 # 1. loading a net
 
 
-def _refuse_pickle(path: Path, allow_pickle: bool) -> None:
-    if allow_pickle:
-        return
-    if path.is_file() and path.suffix in _PICKLE_SUFFIXES:
-        pickles = [path.name]
-    elif path.is_dir() and not any(path.glob("*.safetensors")):
-        pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES)
-    else:
-        return
-    if pickles:
-        raise UnsafeSourceError("ControlNet weights are a pickle checkpoint, which can run code when loaded",
-                                received=pickles, fix="Use safetensors weights, or pass allow_pickle=True if you "
-                                "trust the file")
-
-
 def _from_single_file(path: Path, dtype: Any) -> Any:
     from diffusers import ControlNetModel
 
@@ -128,25 +110,19 @@ def load_controlnet(source: str | Path, *, device: Any, dtype: Any, allow_pickle
     """
     from diffusers import ControlNetModel
 
-    path = Path(str(source)).expanduser()
-    _refuse_pickle(path, allow_pickle)
-    use_safetensors = None if allow_pickle else True  # diffusers falls back to pickle weights only with None
+    found = resolve_source(source, allow_pickle=allow_pickle, what="ControlNet")
+    if found.kind == "folder":
+        weight_files(found.path, allow_pickle=allow_pickle, what="ControlNet folder")  # the pickle rule
     try:
-        if path.is_dir():
-            net = ControlNetModel.from_pretrained(str(path), dtype=dtype, use_safetensors=use_safetensors)
-        elif path.is_file():
-            net = _from_single_file(path, dtype)
-        elif isinstance(source, str) and _HUB_ID.match(source):
-            net = ControlNetModel.from_pretrained(source, dtype=dtype, use_safetensors=use_safetensors)
+        if found.kind == "file":
+            net = _from_single_file(found.path, dtype)
         else:
-            raise ModelLoadError("ControlNet source not found: not a folder, a file or a hub id", received=str(source),
-                                 fix="Pass a diffusers ControlNet folder, a .safetensors file or a hub id")
+            net = ControlNetModel.from_pretrained(found.text if found.kind == "hub" else str(found.path), dtype=dtype,
+                                                  use_safetensors=use_safetensors(allow_pickle))
     except (OSError, ValueError, RuntimeError, KeyError) as error:
-        if isinstance(error, ModelLoadError):
-            raise
-        raise ModelLoadError(f"Could not load ControlNet: {error}", received=str(source),
-                             fix="Pass a diffusers ControlNet folder (config.json + safetensors) or a single file "
-                             "whose config is available offline") from error
+        raise unavailable(error, source=found, what="ControlNet",
+                          fix="Pass a diffusers ControlNet folder (config.json + safetensors) or a single file "
+                          "whose config is available offline") from error
     return net.to(device).eval()
 
 
@@ -190,26 +166,8 @@ def controlnet_pipeline(base_pipe: Any, controlnets: list, task: ControlTask) ->
     controlnet = controlnets[0] if len(controlnets) == 1 else MultiControlNetModel(list(controlnets))
     # from_pipe casts the new pipeline to `dtype` (float32 when not given), which would also cast the shared
     # components of base_pipe: pass the base dtype explicitly.
-    with _without_empty_fp32_warning():
+    with without_empty_fp32_warning():
         return pipeline_class.from_pipe(base_pipe, controlnet=controlnet, dtype=base_pipe.dtype)
-
-
-class _EmptyFp32ListFilter(logging.Filter):
-    # diffusers' ModelMixin.to(dtype) warns "modules ... should be kept in float32: []" even when the list is
-    # empty (modeling_utils.py checks `is not None`); from_pipe calls it for every component.
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "should be kept in float32: []" not in record.getMessage()
-
-
-@contextmanager
-def _without_empty_fp32_warning():
-    target = logging.getLogger("diffusers.models.modeling_utils")
-    quiet = _EmptyFp32ListFilter()
-    target.addFilter(quiet)
-    try:
-        yield
-    finally:
-        target.removeFilter(quiet)
 
 
 # 3. call arguments

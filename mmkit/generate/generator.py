@@ -15,140 +15,31 @@ from __future__ import annotations
 
 import inspect
 import os
-import secrets
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from .. import __version__
 from ..exceptions import DeviceError, UsageError
+from .inputs import (
+    FAMILY_DEFAULTS, Request, check_request, check_size, input_image, micro_conditioning, prepare_mask, replay_options,
+)
 from .loading import LoadedCheckpoint, load_checkpoint, weights_sha256
 from .prompts import encode_prompts
 from .result import ControlSummary, GenerationParams, GenerationResult, GenerationTimings, Task, read_generation_params
+from .quiet_logs import without_empty_fp32_warning
 from .schedulers import a1111_sampler_name, make_scheduler
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 __all__ = ["ImageGenerator"]
 
-_DEFAULTS = {"sd15": {"size": 512, "guidance": 7.5}, "sdxl": {"size": 1024, "guidance": 5.0}}
 _TASK_PIPELINES = {
     ("sd15", "image_to_image"): "StableDiffusionImg2ImgPipeline",
     ("sd15", "inpaint"): "StableDiffusionInpaintPipeline",
     ("sdxl", "image_to_image"): "StableDiffusionXLImg2ImgPipeline",
     ("sdxl", "inpaint"): "StableDiffusionXLInpaintPipeline",
 }
-
-
-@dataclass(frozen=True)
-class _Request:
-    """One validated-at-entry call, as the public methods received it."""
-
-    task: Task
-    prompt: str
-    negative_prompt: str | None
-    steps: int
-    guidance_scale: float | None
-    guidance_rescale: float
-    scheduler: str | None
-    width: int
-    height: int
-    seed: int | Sequence[int] | None
-    num_images: int
-    clip_skip: int | None
-    original_size: tuple[int, int] | None
-    target_size: tuple[int, int] | None
-    crops_coords_top_left: tuple[int, int]
-    control: Sequence[Any] | None
-    strength: float | None = None
-    mask_blur: int = 0
-    mask_dilate: int = 0
-
-
-@contextmanager
-def _quiet_dtype_cast_warning():
-    """diffusers warns on every `module.to(dtype)` of a model declaring fp32 modules (even an empty list);
-    from_pipe and the SDXL VAE upcast trigger it on every call without anything being wrong."""
-    from diffusers.utils import logging as diffusers_logging
-
-    log = diffusers_logging.get_logger("diffusers.models.modeling_utils")
-    level = log.level
-    log.setLevel(diffusers_logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
-def _resolve_seeds(seed: int | Sequence[int] | None, num_images: int) -> tuple[int, ...]:
-    if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
-        raise UsageError("num_images must be a positive integer", received=num_images)
-    if seed is None:
-        first = secrets.randbelow(2**32)
-        return tuple(first + i for i in range(num_images))
-    if isinstance(seed, int) and not isinstance(seed, bool):
-        seeds = tuple(seed + i for i in range(num_images))
-    elif isinstance(seed, (list, tuple)) and all(isinstance(s, int) and not isinstance(s, bool) for s in seed):
-        if num_images not in (1, len(seed)) or not seed:
-            raise UsageError(
-                "A list of seeds needs one seed per image", received={"seed": list(seed), "num_images": num_images},
-                fix="Pass len(seed) == num_images, or leave num_images at 1",
-            )
-        seeds = tuple(seed)
-    else:
-        raise UsageError("seed must be None, an int, or a list of ints", received=seed)
-    if any(s < 0 or s >= 2**63 for s in seeds):
-        raise UsageError("Seeds must be in [0, 2**63)", received=seeds)
-    return seeds
-
-
-def _check_size(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 8 or value % 8:
-        nearest = max(8, int(value) // 8 * 8) if isinstance(value, (int, float)) and not isinstance(value, bool) else 512
-        raise UsageError(f"{name} must be a positive multiple of 8", received=value, fix=f"Use e.g. {nearest}")
-    return value
-
-
-def _as_rgb(image: Any, what: str) -> Image.Image:
-    from PIL import Image
-
-    if isinstance(image, (str, os.PathLike)):
-        from ..media.images import load_image  # the media layer owns decoding and its limits
-
-        image = load_image(image)
-    if not isinstance(image, Image.Image):
-        raise UsageError(f"{what} must be a PIL image or a path", received=type(image).__name__)
-    return image.convert("RGB")
-
-
-def _prepare_mask(mask: Any, size: tuple[int, int], *, resize: bool, dilate: int, blur: int, pipe: Any):
-    from PIL import Image, ImageFilter
-
-    if isinstance(mask, (str, os.PathLike)):
-        mask = _as_rgb(mask, "mask")
-    if not isinstance(mask, Image.Image):
-        raise UsageError("mask must be a PIL image or a path (white = repaint)", received=type(mask).__name__)
-    mask = mask.convert("L")
-    if mask.size != size:
-        if not resize:
-            raise UsageError(
-                "The mask must have the image's size", received={"mask": mask.size, "image": size},
-                fix="Resize the mask, or pass resize_mask=True",
-            )
-        mask = mask.resize(size, Image.Resampling.NEAREST)
-    for name, value in (("mask_dilate", dilate), ("mask_blur", blur)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise UsageError(f"{name} must be a non-negative integer (pixels)", received=value)
-    if dilate:
-        mask = mask.filter(ImageFilter.MaxFilter(2 * dilate + 1))
-    if blur:
-        mask = pipe.mask_processor.blur(mask, blur_factor=blur)
-    return mask
 
 
 class ImageGenerator:
@@ -330,10 +221,10 @@ class ImageGenerator:
                 "This is an inpainting checkpoint; it generates through inpaint()", received=self.model_id,
                 fix="Call inpaint(image, mask, prompt), or load a non-inpainting checkpoint",
             )
-        size = _DEFAULTS[self.family]["size"]
-        width = _check_size("width", size if width is None else width)
-        height = _check_size("height", size if height is None else height)
-        request = _Request(
+        size = FAMILY_DEFAULTS[self.family]["size"]
+        width = check_size("width", size if width is None else width)
+        height = check_size("height", size if height is None else height)
+        request = Request(
             "text_to_image", prompt, negative_prompt, steps, guidance_scale, guidance_rescale, scheduler, width,
             height, seed, num_images, clip_skip, original_size, target_size, crops_coords_top_left, control,
         )
@@ -361,16 +252,16 @@ class ImageGenerator:
         """Redraw an image guided by a prompt.
 
         Args:
-            image: a PIL image or path; its width and height must be multiples of 8.
+            image: a PIL image, uint8 array, path, URL (`file://`, `http(s)://`, `data:`) or bytes, read with
+                `mmkit.media.load_image`; its width and height must be multiples of 8.
             strength: in (0, 1]: how much noise is added before denoising; about `strength * steps` steps
                 run. Near 0 returns the input (after a VAE round trip); 1 ignores it.
             (other arguments as in `text_to_image`)
         """
         if self.is_inpainting:
             raise UsageError("This is an inpainting checkpoint; use inpaint()", received=self.model_id)
-        image = _as_rgb(image, "image")
-        width, height = _check_size("image width", image.width), _check_size("image height", image.height)
-        request = _Request(
+        image, width, height = input_image(image)
+        request = Request(
             "image_to_image", prompt, negative_prompt, steps, guidance_scale, guidance_rescale, scheduler, width,
             height, seed, num_images, clip_skip, original_size, target_size, crops_coords_top_left, control, strength,
         )
@@ -402,19 +293,18 @@ class ImageGenerator:
         """Repaint the white part of `mask` in `image`.
 
         Args:
-            image: a PIL image or path; width and height multiples of 8.
-            mask: a PIL image or path, white = repaint, black = keep; same size as `image`.
+            image: as in `image_to_image` (PIL image, array, path, URL or bytes); width and height multiples of 8.
+            mask: the same kinds of source, white = repaint, black = keep; same size as `image`.
             strength: 1.0 repaints from pure noise; lower keeps more of the masked content.
             mask_blur: Gaussian blur radius for the mask edge (pixels).
             mask_dilate: grow the white area by this many pixels first.
             resize_mask: resize a mask of another size instead of raising.
             (other arguments as in `text_to_image`)
         """
-        image = _as_rgb(image, "image")
-        width, height = _check_size("image width", image.width), _check_size("image height", image.height)
+        image, width, height = input_image(image)
         pipe = self._pipe if self.is_inpainting else self._task_pipe("inpaint")
-        mask_image = _prepare_mask(mask, image.size, resize=resize_mask, dilate=mask_dilate, blur=mask_blur, pipe=pipe)
-        request = _Request(
+        mask_image = prepare_mask(mask, image.size, resize=resize_mask, dilate=mask_dilate, blur=mask_blur, pipe=pipe)
+        request = Request(
             "inpaint", prompt, negative_prompt, steps, guidance_scale, guidance_rescale, scheduler, width, height,
             seed, num_images, clip_skip, original_size, target_size, crops_coords_top_left, control, strength,
             mask_blur, mask_dilate,
@@ -445,14 +335,7 @@ class ImageGenerator:
         self._check_same_setup(params)
         if params.controls and not control:
             raise UsageError("This record used ControlNets; pass control=[Control(...)] again", received=params.controls)
-        common = dict(
-            negative_prompt=params.negative_prompt, steps=params.steps, guidance_scale=params.guidance_scale,
-            guidance_rescale=params.guidance_rescale, scheduler=params.scheduler, seed=list(params.seeds),
-            num_images=len(params.seeds), clip_skip=params.clip_skip, control=control,
-        )
-        if self.family == "sdxl":
-            common.update(original_size=params.original_size, target_size=params.target_size,
-                          crops_coords_top_left=params.crops_coords_top_left or (0, 0))
+        common = replay_options(params, self.family, control)
         if params.task == "text_to_image":
             return self.text_to_image(params.prompt, width=params.width, height=params.height, **common)
         if image is None or (params.task == "inpaint" and mask is None):
@@ -494,7 +377,7 @@ class ImageGenerator:
                 import diffusers
 
                 # from_pipe casts the shared modules to `dtype`; without it, to float32 (upcasting a half base).
-                with _quiet_dtype_cast_warning():
+                with without_empty_fp32_warning():
                     cls = getattr(diffusers, _TASK_PIPELINES[(self.family, task)])
                     pipe = cls.from_pipe(self._pipe, dtype=self._loaded.plan.dtype)
             pipe.set_progress_bar_config(disable=not self._progress)
@@ -515,24 +398,9 @@ class ImageGenerator:
         )
         return self._task_pipe(task, tuple(indices)), kwargs, summaries
 
-    def _validate(self, r: _Request) -> tuple[float, tuple[int, ...]]:
-        if not isinstance(r.prompt, str) or not (r.negative_prompt is None or isinstance(r.negative_prompt, str)):
-            raise UsageError("prompt and negative_prompt must be strings", received=(r.prompt, r.negative_prompt))
-        if isinstance(r.steps, bool) or not isinstance(r.steps, int) or r.steps < 1:
-            raise UsageError("steps must be a positive integer", received=r.steps)
-        guidance = _DEFAULTS[self.family]["guidance"] if r.guidance_scale is None else float(r.guidance_scale)
-        if guidance < 0 or not 0 <= r.guidance_rescale <= 1:
-            raise UsageError("guidance_scale must be >= 0 and guidance_rescale in [0, 1]",
-                             received={"guidance_scale": guidance, "guidance_rescale": r.guidance_rescale})
-        if r.strength is not None and not 0.0 < float(r.strength) <= 1.0:
-            raise UsageError("strength must be in (0, 1]", received=r.strength)
-        if r.clip_skip is not None and (isinstance(r.clip_skip, bool) or not isinstance(r.clip_skip, int) or r.clip_skip < 0):
-            raise UsageError("clip_skip must be None or a non-negative integer", received=r.clip_skip)
-        return guidance, _resolve_seeds(r.seed, r.num_images)
-
-    def _generate(self, r: _Request, pipe: Any, call: dict) -> GenerationResult:
+    def _generate(self, r: Request, pipe: Any, call: dict) -> GenerationResult:
         started = time.perf_counter()
-        guidance, seeds = self._validate(r)
+        guidance, seeds = check_request(r, self.family)
         summaries: tuple = ()
         if r.control:
             pipe, control_kwargs, summaries = self._controls(r.task, r.control, r.width, r.height)
@@ -541,11 +409,7 @@ class ImageGenerator:
             if "guidance_rescale" not in inspect.signature(pipe.__call__).parameters:
                 raise UsageError(f"guidance_rescale is not supported by {type(pipe).__name__}", received=r.guidance_rescale)
             call["guidance_rescale"] = r.guidance_rescale
-        micro = {}
-        if self.family == "sdxl":  # SDXL micro-conditioning; diffusers' defaults are (height, width) and (0, 0)
-            size = (r.height, r.width)
-            micro = {"original_size": tuple(r.original_size or size), "target_size": tuple(r.target_size or size),
-                     "crops_coords_top_left": tuple(r.crops_coords_top_left)}
+        micro = micro_conditioning(r, self.family)
         pipe.scheduler = (make_scheduler(r.scheduler, self._scheduler_config) if r.scheduler is not None
                           else self._scheduler_cls.from_config(self._scheduler_config))
         embeds = encode_prompts(pipe, self.family, r.prompt, r.negative_prompt, clip_skip=r.clip_skip)
@@ -554,7 +418,7 @@ class ImageGenerator:
         # sums some convolutions in another order (off by one uint8 level here and there), and image i must
         # be exactly the single run with seeds[i], which is what regenerate() from its PNG replays.
         images = []
-        with _quiet_dtype_cast_warning():
+        with without_empty_fp32_warning():
             for seed in seeds:
                 images += pipe(**embeds.call_kwargs(), **call, **micro, num_inference_steps=r.steps,
                                guidance_scale=guidance, generator=torch.Generator("cpu").manual_seed(seed),

@@ -8,10 +8,9 @@ inpainting UNet (9 input channels) are read from the checkpoint itself, never fr
   inpainting; `cross_attention_dim == 1024` without text_time -> SD 2.x, refused);
 - single files: key names and tensor shapes from the safetensors header (no weights read).
 
-Security: safetensors only unless `allow_pickle=True` (`.ckpt/.bin/.pt/.pth` files and folders whose
-weights exist only as `.bin` are refused with `UnsafeSourceError`); `trust_remote_code` / custom pipelines
-are never used. `HF_HUB_OFFLINE` is honoured by huggingface_hub; a missing model raises `ModelLoadError`
-saying how to get it.
+Security and "not found" follow `sources` (safetensors only unless `allow_pickle=True`, checked per
+component for folders; `HF_HUB_OFFLINE` named in the error for a model missing from the cache);
+`trust_remote_code` / custom pipelines are never used.
 
 Single files need the diffusers configs of their family (component configs and tokenizers). diffusers
 fetches them from the family's reference repo on the hub; offline, pass `config=` a local diffusers
@@ -26,19 +25,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from ..devices import DevicePlan, plan_device
-from ..exceptions import ModelLoadError, UnsafeSourceError, UsageError
+from ..exceptions import ModelLoadError
+from .sources import Source, resolve_source, unavailable, use_safetensors, weight_files
 
 __all__ = [
     "Family",
     "CheckpointInfo",
     "LoadedCheckpoint",
-    "PICKLE_SUFFIXES",
     "inspect_folder",
     "inspect_single_file",
     "load_checkpoint",
@@ -47,9 +45,6 @@ __all__ = [
 
 Family = Literal["sd15", "sdxl"]
 SourceKind = Literal["hub", "folder", "single_file"]
-PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")
-_WEIGHT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _PIPELINES = {
     ("sd15", False): "StableDiffusionPipeline",
     ("sd15", True): "StableDiffusionInpaintPipeline",
@@ -124,14 +119,7 @@ def inspect_folder(folder: Path, *, allow_pickle: bool = False) -> CheckpointInf
         part = folder / name
         if name.startswith("_") or not isinstance(entry, list) or entry[0] is None or not part.is_dir():
             continue
-        files = sorted(p for p in part.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
-        safe = [p for p in files if p.suffix == ".safetensors"]
-        if files and not safe and not allow_pickle:
-            raise UnsafeSourceError(
-                f"Component {name!r} has only pickle weights ({files[0].name}), which can run code when loaded",
-                received=str(part), fix="Convert it to .safetensors, or pass allow_pickle=True if you trust the source",
-            )
-        weights.extend(safe or files)
+        weights.extend(weight_files(part, allow_pickle=allow_pickle, what=f"Component {name!r}"))
     return CheckpointInfo(family, inpainting, tuple(weights))
 
 
@@ -182,20 +170,14 @@ def weights_sha256(files: tuple[Path, ...]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def _hub_folder(repo_id: str, *, revision: str | None, allow_pickle: bool) -> Path:
+def _hub_folder(source: Source, *, revision: str | None, allow_pickle: bool) -> Path:
     from diffusers import DiffusionPipeline
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     try:
-        return Path(DiffusionPipeline.download(repo_id, revision=revision, use_safetensors=None if allow_pickle else True))
+        return Path(DiffusionPipeline.download(source.text, revision=revision,
+                                               use_safetensors=use_safetensors(allow_pickle)))
     except Exception as err:  # huggingface_hub / diffusers raise many OSError/ValueError subclasses here
-        fix = (
-            "HF_HUB_OFFLINE is set and the model is not in the local cache: download it once online "
-            "(unset HF_HUB_OFFLINE) or pass a local folder"
-            if offline
-            else "Check the repo id and your network / token (huggingface-cli login for gated models)"
-        )
-        raise ModelLoadError(f"Could not get {repo_id!r} from the Hugging Face hub: {err}", received=repo_id, fix=fix) from err
+        raise unavailable(err, source=source, what="checkpoint") from err
 
 
 def _load_single_file(path: Path, info: CheckpointInfo, config: str | os.PathLike | None, dtype: Any) -> Any:
@@ -243,42 +225,29 @@ def load_checkpoint(
     """
     import diffusers
 
-    if not isinstance(source, (str, os.PathLike)):
-        raise UsageError("source must be a hub id, a folder or a file path", received=source)
+    found = resolve_source(source, allow_pickle=allow_pickle, what="Checkpoint")
     plan = plan_device(device, dtype)
-    text = os.fspath(source)
-    path = Path(text).expanduser()
-    if path.is_file():
-        if path.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
-            raise UnsafeSourceError(
-                f"{path.suffix} checkpoints are pickle files, which can run code when loaded", received=text,
-                fix="Use a .safetensors file, or pass allow_pickle=True if you trust the source",
-            )
+    if found.kind == "file":
+        path = found.path
         if path.suffix.lower() != ".safetensors":
             raise ModelLoadError(
-                "Only .safetensors single-file checkpoints are supported", received=text,
+                "Only .safetensors single-file checkpoints are supported", received=found.text,
                 fix="Convert the checkpoint to .safetensors",
             )
-        info, kind = inspect_single_file(path), "single_file"
+        info, kind, model_id = inspect_single_file(path), "single_file", str(path.resolve())
         pipe = _load_single_file(path, info, config, plan.dtype)
     else:
-        if path.is_dir():
-            folder, kind = path, "folder"
-        elif _HUB_ID.match(text) and not text.startswith((".", "~")):
-            folder, kind = _hub_folder(text, revision=revision, allow_pickle=allow_pickle), "hub"
+        if found.kind == "folder":
+            folder, kind, model_id = found.path, "folder", str(found.path.resolve())
         else:
-            raise ModelLoadError("No such file or folder", received=text, fix="Check the path, or pass a hub id 'owner/name'")
+            folder = _hub_folder(found, revision=revision, allow_pickle=allow_pickle)
+            kind, model_id = "hub", found.text
         info = inspect_folder(folder, allow_pickle=allow_pickle)
         cls = getattr(diffusers, _PIPELINES[(info.family, info.is_inpainting)])
         try:
-            pipe = cls.from_pretrained(str(folder), dtype=plan.dtype, use_safetensors=None if allow_pickle else True)
+            pipe = cls.from_pretrained(str(folder), dtype=plan.dtype, use_safetensors=use_safetensors(allow_pickle))
         except Exception as err:  # corrupt / mismatched files: diffusers raises ValueError, OSError, KeyError...
-            raise ModelLoadError(f"Could not load the pipeline: {err}", received=text) from err
-    if kind == "single_file":
-        model_id = str(path.resolve())
-    else:
-        model_id = text if kind == "hub" else str(path.resolve())
+            raise ModelLoadError(f"Could not load the pipeline: {err}", received=found.text) from err
     pipe.to(plan.device)
     pipe.set_progress_bar_config(disable=not progress)
     return LoadedCheckpoint(pipe, info, model_id, kind, plan)
-

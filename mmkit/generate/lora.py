@@ -1,6 +1,6 @@
 """LoRA adapters on a Stable Diffusion (1.5 / XL) pipeline: load, weigh, enable/disable, fuse, unload, list.
 
-Owns: resolving a LoRA source (hub id, folder, single file; safetensors only unless `allow_pickle=True`), the
+Owns: which weight file of a LoRA source to read (the source rules themselves are `sources`'), the
 bookkeeping diffusers leaves to the caller (which adapters are loaded, from where, at which weight, fused or not),
 and one check diffusers/peft do not make: that every key of the file landed in a module.
 
@@ -22,20 +22,18 @@ disabled, so those calls ask for `unfuse()` first. This module knows nothing abo
 
 from __future__ import annotations
 
-import logging
 import math
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from ..exceptions import ModelLoadError, UnsafeSourceError, UsageError
+from ..exceptions import ModelLoadError, UsageError
+from .quiet_logs import without_adapter_load_report
+from .sources import PICKLE_SUFFIXES, Source, resolve_source, unavailable, use_safetensors, weight_files
 
 __all__ = ["LoraInfo", "LoraSet"]
 
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _ADAPTER_NAME = re.compile(r"^[A-Za-z_][\w-]*$")  # peft stores adapters in ModuleDicts: no dots
 _LORA_KEY = re.compile(r"^(?P<module>.+?)\.lora_(?:embedding_)?(?P<kind>A|B|magnitude_vector)(?:\.|$)")
 _DEFAULT_WEIGHT_FILE = "pytorch_lora_weights.safetensors"  # what save_lora_weights writes
@@ -73,40 +71,25 @@ def _check_weight(weight: Any, name: str) -> float:
     return float(weight)
 
 
-def _resolve_source(source: str | Path, allow_pickle: bool) -> tuple[str, dict[str, Any]]:
+def _weight_location(found: Source, allow_pickle: bool) -> tuple[str, dict[str, Any]]:
     """(argument for diffusers' `lora_state_dict` / `load_lora_weights`, keyword arguments)."""
-    use_safetensors = None if allow_pickle else True  # diffusers falls back to pickle only when this is None
-    path = Path(source).expanduser()
-    if path.is_file():
-        if path.suffix in _PICKLE_SUFFIXES and not allow_pickle:
-            raise UnsafeSourceError("LoRA file is a pickle checkpoint, which can run code when loaded",
-                                    received=str(source), fix="Use a .safetensors file, or pass allow_pickle=True "
-                                    "if you trust the file")
-        if path.suffix != ".safetensors" and path.suffix not in _PICKLE_SUFFIXES:
-            raise UsageError("LoRA file must be a .safetensors file", received=str(source),
+    kwargs: dict[str, Any] = {"use_safetensors": use_safetensors(allow_pickle)}
+    if found.kind == "hub":
+        return found.text, kwargs
+    if found.kind == "file":
+        if found.path.suffix != ".safetensors" and found.path.suffix.lower() not in PICKLE_SUFFIXES:
+            raise UsageError("LoRA file must be a .safetensors file", received=found.text,
                              fix="Pass a .safetensors LoRA file or the folder holding it")
-        return str(path.parent), {"weight_name": path.name, "use_safetensors": use_safetensors}
-    if path.is_dir():
-        safetensors = sorted(p.name for p in path.glob("*.safetensors"))
-        if _DEFAULT_WEIGHT_FILE in safetensors or len(safetensors) == 1:
-            name = _DEFAULT_WEIGHT_FILE if _DEFAULT_WEIGHT_FILE in safetensors else safetensors[0]
-            return str(path), {"weight_name": name, "use_safetensors": use_safetensors}
-        if len(safetensors) > 1:
-            raise UsageError("LoRA folder holds several .safetensors files", received=safetensors,
-                             fix="Pass the path of the one file to load")
-        pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES)
-        if pickles and not allow_pickle:
-            raise UnsafeSourceError("LoRA folder holds only pickle checkpoints, which can run code when loaded",
-                                    received=pickles, fix="Convert it to .safetensors, or pass allow_pickle=True "
-                                    "if you trust the files")
-        if len(pickles) == 1:
-            return str(path), {"weight_name": pickles[0], "use_safetensors": None}
-        raise ModelLoadError("No LoRA weight file found in folder", received=str(source),
-                             fix="Pass a folder with one .safetensors file, or the file itself")
-    if isinstance(source, str) and _HUB_ID.match(source):
-        return source, {"use_safetensors": use_safetensors}
-    raise ModelLoadError("LoRA source not found: not a file, a folder or a hub id", received=str(source),
-                         fix="Pass a local .safetensors file, a folder, or a hub id like 'owner/name'")
+        return str(found.path.parent), {**kwargs, "weight_name": found.path.name}
+    files = weight_files(found.path, allow_pickle=allow_pickle, what="LoRA folder")
+    names = [p.name for p in files]
+    if _DEFAULT_WEIGHT_FILE in names or len(names) == 1:
+        return str(found.path), {**kwargs, "weight_name": _DEFAULT_WEIGHT_FILE if _DEFAULT_WEIGHT_FILE in names else names[0]}
+    if len(names) > 1:
+        raise UsageError("LoRA folder holds several weight files", received=names,
+                         fix="Pass the path of the one file to load")
+    raise ModelLoadError("No LoRA weight file found in folder", received=found.text,
+                         fix="Pass a folder with one .safetensors file, or the file itself")
 
 
 def _component_peft_keys(pipe: Any, component: str, sub: dict[str, Any]) -> dict[str, Any]:
@@ -157,19 +140,6 @@ def _received_modules(model: Any, adapter: str) -> set[str]:
         if isinstance(module, BaseTunerLayer)
         and (adapter in getattr(module, "lora_A", {}) or adapter in getattr(module, "lora_embedding_A", {}))
     }
-
-
-@contextmanager
-def _quiet_transformers_adapter_report() -> Iterator[None]:
-    # transformers 5's load_adapter logs a "LOAD REPORT" listing base-layer weights as MISSING for every
-    # text-encoder LoRA (they are not missing); mmkit's own key check below replaces it.
-    report_logger = logging.getLogger("transformers.integrations.peft")
-    level = report_logger.level
-    report_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        report_logger.setLevel(level)
 
 
 class LoraSet:
@@ -227,14 +197,15 @@ class LoraSet:
         if self._fused:
             raise UsageError("Cannot load a LoRA while adapters are fused", received=sorted(self._weights),
                              fix="Call unfuse() first, load, then fuse() again")
-        argument, kwargs = _resolve_source(source, allow_pickle)
+        found = resolve_source(source, allow_pickle=allow_pickle, what="LoRA")
+        argument, kwargs = _weight_location(found, allow_pickle)
         name = self._new_name(source, name)
         weight = _check_weight(weight, name)
         try:
             state_dict = self._pipe.lora_state_dict(argument, **self._state_dict_kwargs(kwargs))[0]
         except (OSError, ValueError, RuntimeError) as error:
-            raise ModelLoadError(f"Could not read LoRA {name!r}: {error}", received=str(source),
-                                 fix="Check that the file is a diffusers or kohya-ss LoRA in safetensors") from error
+            raise unavailable(error, source=found, what=f"LoRA {name!r}",
+                              fix="Check that the file is a diffusers or kohya-ss LoRA in safetensors") from error
         expected, bad = _expected_modules(self._pipe, state_dict)
         if bad:
             raise self._key_error(name, source, bad)
@@ -269,7 +240,7 @@ class LoraSet:
 
     def _load_checked(self, name: str, source, argument: str, kwargs: dict, expected: dict[str, set[str]]) -> None:
         try:
-            with _quiet_transformers_adapter_report():
+            with without_adapter_load_report():
                 self._pipe.load_lora_weights(argument, adapter_name=name, **kwargs)
         except (OSError, ValueError, RuntimeError, KeyError) as error:
             self._drop_partial(name)

@@ -18,38 +18,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Literal
 
 import numpy as np
 from PIL import Image
 
-from ..exceptions import MediaError, UsageError
+from ..exceptions import UsageError
+from .inputs import load_rgb
 
 __all__ = ["PreprocessorName", "Preprocessor", "PREPROCESSORS", "canny", "passthrough", "prepare_control_image"]
 
 PreprocessorName = Literal["none", "canny"]
-
-
-def _to_rgb(image: Any) -> Image.Image:
-    """A PIL RGB image from a PIL image, an HWC/HW uint8 array, or a file path."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-            raise UsageError("Control image array must be uint8 with shape (H, W), (H, W, 1|3|4)",
-                             received=f"dtype={image.dtype}, shape={image.shape}",
-                             fix="Pass a PIL image or such an array")
-        return Image.fromarray(image.squeeze(2) if image.ndim == 3 and image.shape[2] == 1 else image).convert("RGB")
-    if isinstance(image, (str, Path)):
-        try:
-            with Image.open(image) as opened:
-                return opened.convert("RGB")
-        except (OSError, ValueError) as error:
-            raise MediaError(f"Could not read control image: {error}", received=str(image),
-                             fix="Pass a readable image file or a PIL image") from error
-    raise UsageError("Control image must be a PIL image, a uint8 array or a file path", received=type(image).__name__,
-                     fix="Load the image first, e.g. PIL.Image.open(path)")
 
 
 def _check_thresholds(low: Any, high: Any) -> None:
@@ -69,7 +48,7 @@ def canny(image: Any, low: int = 100, high: int = 200) -> Image.Image:
     as lllyasviel's ControlNet annotator and diffusers' docs do.
 
     Args:
-        image: PIL image, uint8 array (HW / HWC) or file path.
+        image: PIL image, uint8 array (HW / HWC), file path, URL or bytes.
         low: lower hysteresis threshold.
         high: upper hysteresis threshold.
 
@@ -79,7 +58,7 @@ def canny(image: Any, low: int = 100, high: int = 200) -> Image.Image:
     import cv2
 
     _check_thresholds(low, high)
-    edges = cv2.Canny(np.asarray(_to_rgb(image)), low, high)
+    edges = cv2.Canny(np.asarray(load_rgb(image, "Control image")), low, high)
     return Image.fromarray(np.repeat(edges[:, :, None], 3, axis=2))
 
 
@@ -87,9 +66,9 @@ def passthrough(image: Any) -> Image.Image:
     """A user-made control map (depth, pose, scribble, ...) as RGB, unchanged otherwise (the pipeline resizes it).
 
     Args:
-        image: PIL image, uint8 array (HW / HWC) or file path.
+        image: PIL image, uint8 array (HW / HWC), file path, URL or bytes.
     """
-    return _to_rgb(image)
+    return load_rgb(image, "Control image")
 
 
 @dataclass(frozen=True)
@@ -132,7 +111,7 @@ def prepare_control_image(image: Any, preprocess: str, *, width: int, height: in
                          fix=f"Use one of {sorted(PREPROCESSORS)}")
     if not entry.detector:
         return entry.run(image, **options)
-    rgb = _to_rgb(image)
+    rgb = load_rgb(image, "Control image")
     if rgb.size != (width, height):  # same filter as diffusers' VaeImageProcessor (resample="lanczos")
         rgb = rgb.resize((width, height), resample=Image.Resampling.LANCZOS)
     return entry.run(rgb, **options)

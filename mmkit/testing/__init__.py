@@ -13,6 +13,15 @@ _EXPORTS: dict[str, str] = {
     "build_tiny_qwen2_5_vl": ".tiny_qwen",
     "build_tiny_qwen3_vl": ".tiny_qwen",
     "tiny_checkpoint": ".tiny_qwen",
+    "build_tiny_clip_tokenizer": ".tiny_diffusion",
+    "build_tiny_sd15": ".tiny_diffusion",
+    "build_tiny_sd15_inpaint": ".tiny_diffusion",
+    "build_tiny_sdxl": ".tiny_diffusion",
+    "tiny_diffusion_checkpoint": ".tiny_diffusion",
+    "save_single_file_checkpoint": ".single_file",
+    "build_tiny_controlnet": ".tiny_controlnet",
+    "build_tiny_lora": ".tiny_lora",
+    "build_broken_lora": ".tiny_lora",
 }
 
 __all__ = sorted(_EXPORTS)

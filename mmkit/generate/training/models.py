@@ -1,32 +1,31 @@
 """The models of a LoRA run: load the frozen SD 1.5 / SDXL parts, attach LoRA layers, encode captions, and
 save / restore the adapter in the diffusers LoRA format.
 
-Owns: family detection for training, which parts are frozen and in which dtype, the peft `LoraConfig`s,
+Owns: which parts are frozen and in which dtype, the peft `LoraConfig`s,
 SDXL's two-encoder prompt embedding, and the adapter file (`pytorch_lora_weights.safetensors`, written by
 the pipeline class's `save_lora_weights`, so `load_lora_weights` and `mmkit.generate.lora` read it back).
+The family is read by `mmkit.generate.loading.inspect_folder` and the source rules are `mmkit.generate.sources`'.
 Knows nothing about data folders, the training loop or accelerate.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
 import torch
 
 from ...exceptions import ModelLoadError, UsageError
+from ..loading import Family, inspect_folder
+from ..sources import resolve_source, unavailable
 from .config import TEXT_ENCODER_TARGET_MODULES, TrainLoraConfig
 
 __all__ = ["ADAPTER_FILE", "LoraModels", "detect_family", "load_models", "attach_lora", "encode_captions",
            "adapter_layers", "save_adapter", "load_adapter_into"]
 
 ADAPTER_FILE = "pytorch_lora_weights.safetensors"
-Family = Literal["sd15", "sdxl"]
 
 
 @dataclass
@@ -48,34 +47,28 @@ class LoraModels:
         return StableDiffusionXLPipeline if self.family == "sdxl" else StableDiffusionPipeline
 
 
-def _model_index(base: str) -> dict:
-    path = Path(base).expanduser()
-    if path.is_file():
+def _config_folder(base: str) -> Path:
+    """A local folder with the base checkpoint's `model_index.json` and `unet/config.json` (hub: configs only)."""
+    found = resolve_source(base, allow_pickle=False, what="Base checkpoint")
+    if found.kind == "file":
         raise UsageError("Training needs a diffusers folder, not a single checkpoint file", received=base,
                          fix="Convert it once: StableDiffusion(XL)Pipeline.from_single_file(...).save_pretrained(dir)")
-    try:
-        if path.is_dir():
-            index = path / "model_index.json"
-        else:
-            from huggingface_hub import hf_hub_download
+    if found.kind == "folder":
+        return found.path
+    from huggingface_hub import snapshot_download
 
-            index = Path(hf_hub_download(base, "model_index.json"))
-        return json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ModelLoadError(f"Cannot read model_index.json of the base checkpoint: {err}", received=base,
-                             fix="Pass a diffusers folder (with model_index.json) or a hub id you have cached") from err
+    try:
+        return Path(snapshot_download(base, allow_patterns=["model_index.json", "*/config.json"]))
+    except Exception as err:  # huggingface_hub raises many OSError / ValueError subclasses here
+        raise unavailable(err, source=found, what="base checkpoint") from err
 
 
 def detect_family(base: str, requested: str = "auto") -> Family:
-    """The family of a diffusers checkpoint: "sdxl" with a second text encoder, else "sd15"."""
-    index = _model_index(base)
-    detected: Family = "sdxl" if "text_encoder_2" in index or "XL" in str(index.get("_class_name", "")) else "sd15"
+    """The family of a diffusers checkpoint, read by `mmkit.generate.loading.inspect_folder` (UNet config)."""
+    detected = inspect_folder(_config_folder(base)).family
     if requested not in ("auto", detected):
         raise UsageError(f"family={requested!r} does not match the checkpoint, which is {detected}",
                          received=requested, fix="Use family='auto'")
-    if "text_encoder" not in index or "unet" not in index:
-        raise ModelLoadError("The base checkpoint is not a Stable Diffusion pipeline (no text_encoder / unet)",
-                             received=index.get("_class_name"), fix="Use an SD 1.5 or SDXL diffusers checkpoint")
     return detected
 
 
