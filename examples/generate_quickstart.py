@@ -8,6 +8,7 @@ For the real thing, swap the sources for the commented ones (SDXL base, a canny 
 from pathlib import Path
 import tempfile
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 import mmkit
@@ -27,7 +28,7 @@ result = generator.text_to_image(
 paths = result.save(out)           # PNGs with an A1111 `parameters` chunk + full mmkit metadata
 print("saved:", [p.name for p in paths], "seeds:", result.seeds)
 again = generator.regenerate(paths[1])   # the same pixels from the PNG's own metadata
-print("regenerated identical:", list(again.images[0].getdata()) == list(result.images[1].getdata()))
+print("regenerated identical:", np.array_equal(np.asarray(again.images[0]), np.asarray(result.images[1])))
 
 # 2. Image to image and inpainting.
 varied = generator.image_to_image(result.images[0], "a blue circle", strength=0.6, steps=8, seed=1)
@@ -50,7 +51,7 @@ controlled = generator.text_to_image(
 print("controls recorded:", controlled.params.controls)
 
 # 4. LoRA: load under a name, weight, fuse / unfuse, unload.
-lora_file = build_tiny_lora(work / "lora", base_pipe_dir=base)
+lora_file = build_tiny_lora(work / "style.safetensors", base_pipe_dir=base)
 generator.loras.load(lora_file, name="style", weight=0.8)
 # generator.loras.load("path/to/your_lora.safetensors", name="style", weight=0.8)
 styled = generator.text_to_image("a red circle on the left", steps=8, seed=42, width=64, height=64)
