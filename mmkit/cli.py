@@ -3,7 +3,8 @@
     mmkit demo                      the main job (what `make demo` runs)
     mmkit generate "a red circle"   text to image, PNG with its parameters embedded
     mmkit ask image.png "what is this?"
-    mmkit train-lora --base DIR --data DIR --output DIR
+    mmkit train-lora --base DIR --data-dir DIR --output-dir DIR
+    mmkit eval TASK --model PATH [--data FILE] [--limit N] [--output DIR]
     mmkit tiny DIR                  build the tiny test checkpoints into DIR
 
 Knows nothing about models beyond the public API.
@@ -73,6 +74,12 @@ def _train_lora(argv: Sequence[str]) -> int:
     return train_main(list(argv))
 
 
+def _eval(argv: Sequence[str]) -> int:
+    from .evals.cli import main as eval_main
+
+    return eval_main(list(argv))
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -117,13 +124,15 @@ def _parser() -> argparse.ArgumentParser:
     tiny.set_defaults(run=_tiny)
 
     sub.add_parser("train-lora", help="train a LoRA (see: mmkit train-lora --help)", add_help=False)
+    sub.add_parser("eval", help="score a model on a task (see: mmkit eval --help)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "train-lora":
-        return _train_lora(argv[1:])
+    forwarded = {"train-lora": _train_lora, "eval": _eval}
+    if argv and argv[0] in forwarded:
+        return forwarded[argv[0]](argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "ask":
         *args.images, args.question = args.images
