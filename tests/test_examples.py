@@ -10,6 +10,7 @@ import pytest
 EXPECTED = {
     "understand_quickstart.py": "converted: [(380.0, 140.0, 560.0, 320.0)]",
     "generate_quickstart.py": "regenerated identical: True",
+    "langchain_agent.py": "final image: [('blue', 'square', 'left')]",
 }
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 
