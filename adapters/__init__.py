@@ -1,5 +1,7 @@
 """mmkit.adapters: mmkit behind other frameworks' interfaces.
 
+- `openai_backend`: `RemoteVisionLanguageModel`, the same API as `VisionLanguageModel` over an
+  OpenAI-compatible server (vLLM, SGLang, LMDeploy).
 - `langchain_tools`: LangChain tools (understand, ground, generate, edit) over an `Assistant`; `make_tools`.
 
 Names are imported lazily (on first attribute access), so `import mmkit.adapters` pulls in no framework
@@ -16,6 +18,9 @@ _LAZY: dict[str, str] = {
     **{name: "langchain_tools" for name in (
         "make_tools", "ToolArtifact", "UnderstandImageTool", "GroundObjectTool", "GenerateImageTool",
         "EditImageTool", "UnderstandInput", "GroundInput", "GenerateInput", "EditInput")},
+    "RemoteVisionLanguageModel": "openai_backend",
+    "RemoteChatStream": "openai_replies",
+    "ServerClient": "openai_http",
 }
 
 __all__ = sorted(_LAZY)

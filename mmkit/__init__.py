@@ -20,6 +20,7 @@ from .exceptions import (
     MmkitError,
     ModelLoadError,
     ModelOutputError,
+    ServerError,
     UnsafeSourceError,
     UsageError,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "MediaError",
     "DeviceError",
     "ModelOutputError",
+    "ServerError",
     *_LAZY,
 ]
 

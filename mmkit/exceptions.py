@@ -9,6 +9,7 @@ One small hierarchy so callers can catch what they can act on:
 - `MediaError`: an image or video could not be read, is empty, corrupt, or too large.
 - `DeviceError`: the requested device or dtype is not available here.
 - `ModelOutputError`: the model answered in a shape mmkit could not use.
+  - `ServerError`: a remote model server could not be reached or answered with an error.
 
 Each error carries what was wrong, the value received, and what to do instead. This module imports
 nothing heavy and knows nothing about models.
@@ -26,6 +27,7 @@ __all__ = [
     "MediaError",
     "DeviceError",
     "ModelOutputError",
+    "ServerError",
 ]
 
 _MISSING = object()
@@ -79,3 +81,7 @@ class DeviceError(MmkitError, RuntimeError):
 
 class ModelOutputError(MmkitError):
     """The model's output could not be used (for example no parseable boxes where some were required)."""
+
+
+class ServerError(ModelOutputError):
+    """A remote model server (vLLM, SGLang, LMDeploy, ...) was unreachable, timed out, or answered an error."""
