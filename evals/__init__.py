@@ -17,6 +17,8 @@ Layout (data flows top to bottom):
     sample_log.py         append-only per-sample JSONL, resume, rank split / merge
     runner.py             evaluate(); identity.py model identity; report.py summary.md + SVG plots
     cli.py                `mmkit eval`
+    bench.py              `mmkit bench`: latency, throughput, memory, SDK/raw ratios measured side by side
+    bench_measure.py, bench_understand.py, bench_generate.py, bench_full_size.py (published full-size configs)
 """
 from __future__ import annotations
 
