@@ -6,9 +6,9 @@ caller gets a `ToolArtifact` (the new images and their handles, boxes, the mmkit
 `GenerationResult`, the check verdict and the recorded `Turn`). Images live in the assistant's `Session`
 and tools name them by handle ("image 2", "the last image"), so a chat model never handles pixels.
 
-Every call is one recorded turn of the session and runs the assistant's own loops (`run_generate`,
-`run_edit`, `run_understand`): the same checks, retries, budgets and step records as `Assistant.ask`, with
-the route given by the tool call instead of the router. A caller's mistake (`UsageError`: unknown handle,
+Every call is one recorded turn of the session, run by `Assistant.run_decision`: the assistant's own loops,
+with the same checks, retries, budgets and step records as `Assistant.ask`, and the route given by the tool
+call instead of the router. A caller's mistake (`UsageError`: unknown handle,
 missing argument) and unreadable media (`MediaError`) become a `ToolException` carrying mmkit's message,
 shown to the chat model (`handle_tool_error=True`) so it can correct the call; anything else propagates.
 Calls on one assistant are serialised (a lock per assistant): parallel tool calls cannot interleave turns.
@@ -29,9 +29,8 @@ from langchain_core.tools import BaseTool, ToolException
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from mmkit.agents import Assistant, RouteDecision, Step, Turn, detect_language, find_references
+from mmkit.agents import Assistant, RouteDecision, Turn, detect_language, find_references
 from mmkit.agents.checks import CheckVerdict
-from mmkit.agents.loops import LoopContext, LoopOutcome, run_edit, run_generate, run_understand
 from mmkit.agents.phrases import canonical_prompt
 from mmkit.agents.session import TurnStatus
 from mmkit.exceptions import MediaError, UsageError
@@ -114,28 +113,6 @@ class ToolArtifact:
     verdict: CheckVerdict | None = None
 
 
-class _Recording:
-    """Forwards every attribute to `target` and keeps what its model calls returned (Answers, GenerationResults),
-    so the artifact can carry them while the loops stay unaware of the tools."""
-
-    _CALLS = frozenset({"chat", "ground", "text_to_image", "image_to_image", "inpaint"})
-
-    def __init__(self, target: Any) -> None:
-        self._target, self.returned = target, []
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._target, name)
-        if name not in self._CALLS:
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            out = attr(*args, **kwargs)
-            self.returned.append(out)
-            return out
-
-        return call
-
-
 _LOCKS: "weakref.WeakKeyDictionary[Assistant, threading.Lock]" = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
@@ -193,34 +170,24 @@ class _SessionTool(BaseTool):
         self.assistant.session.video_path(handle)  # raises UsageError for a handle that is not a video
         return handle
 
-    def _turn(self, text: str, decision: RouteDecision, inputs: tuple[str, ...], seed: int | None,
-              loop: Callable[[LoopContext], LoopOutcome]) -> tuple[LoopOutcome, ToolArtifact]:
-        """Run `loop` as one recorded turn; a failure marks the turn "failed" and propagates."""
-        a, session = self.assistant, self.assistant.session
-        turn = session.start_turn(text)
-        turn.decision, turn.inputs = decision, inputs
-        session.record(turn, Step(index=session.next_step_index(turn), kind="route", tool=f"langchain.{self.name}",
-                                  text=decision.reason, params=decision.model_dump(mode="json", exclude={"reason"})))
-        vlm, generator = _Recording(a.vlm), _Recording(a.generator)
-        settings = a.settings if seed is None else a.settings.model_copy(update={"seed": seed})
+    def _turn(self, text: str, decision: RouteDecision, images: tuple[str, ...], videos: tuple[str, ...],
+              seed: int | None) -> tuple[str, ToolArtifact]:
+        """Run `decision` as one recorded turn (`Assistant.run_decision`): (the reply, the artifact). A failure
+        marks the turn "failed" and propagates."""
+        session, started = self.assistant.session, len(self.assistant.session.turns)
         try:
-            outcome = loop(LoopContext(session, turn, vlm, generator, a.checker, a.budget, settings))
+            result = self.assistant.run_decision(text, decision, images=images, videos=videos, seed=seed,
+                                                 decided_by=f"langchain.{self.name}")
         except BaseException as err:
-            session.finish_turn(turn, status="failed", reply=f"{type(err).__name__}: {err}")
+            if len(session.turns) > started:  # the turn had started: record why it ended
+                session.finish_turn(session.turns[-1], status="failed", reply=f"{type(err).__name__}: {err}")
             raise
-        outputs: tuple[str, ...] = ()
-        if outcome.image is not None and outcome.origin is not None:
-            outputs = (session.add_image(outcome.image, origin=outcome.origin, turn=turn.index,
-                                         prompt=decision.prompt),)
-        session.finish_turn(turn, status=outcome.status, reply=outcome.reply, outputs=outputs)
-        answers = [r for r in vlm.returned if isinstance(r, Answer)]
-        kept = [r for r in generator.returned if any(i is outcome.image for i in r.images)]
-        artifact = ToolArtifact(tool=self.name, status=outcome.status, inputs=inputs, handles=outputs,
-                                images=tuple(session.image(h) for h in outputs), turn=turn,
-                                boxes=answers[-1].boxes if answers and decision.target else (),
-                                answer=answers[-1] if answers else None, result=kept[-1] if kept else None,
-                                verdict=outcome.verdict)
-        return outcome, artifact
+        turn = result.turn
+        artifact = ToolArtifact(tool=self.name, status=turn.status, inputs=images + videos, handles=result.handles,
+                                images=result.images, turn=turn,
+                                boxes=result.answer.boxes if result.answer and decision.target else (),
+                                answer=result.answer, result=result.result, verdict=result.verdict)
+        return result.reply, artifact
 
 
 def _decision(tool: str, route: Literal["understand", "generate", "edit"], intent: Any, text: str,
@@ -245,9 +212,8 @@ class UnderstandImageTool(_SessionTool):
         if not images and not videos:
             images = (self._image_handle("last"),)
         decision = _decision(self.name, "understand", "answer", args.question)
-        outcome, artifact = self._turn(args.question, decision, images + videos, None,
-                                       lambda ctx: run_understand(ctx, decision, images, videos))
-        return outcome.reply, artifact
+        reply, artifact = self._turn(args.question, decision, images, videos, None)
+        return reply, artifact
 
 
 class GroundObjectTool(_SessionTool):
@@ -262,13 +228,12 @@ class GroundObjectTool(_SessionTool):
         handle = self._image_handle(args.image)
         text = f"Where is {args.query} in {handle}?"
         decision = _decision(self.name, "understand", "ground", text, target=args.query, draw=args.draw)
-        outcome, artifact = self._turn(text, decision, (handle,), None,
-                                       lambda ctx: run_understand(ctx, decision, (handle,), ()))
+        reply, artifact = self._turn(text, decision, (handle,), (), None)
         if not artifact.boxes:
             return f"No {args.query} found in {handle}.", artifact
         drawn = f" Boxes drawn in {artifact.handles[0]}." if artifact.handles else ""
         count = f"{len(artifact.boxes)} box{'es' if len(artifact.boxes) > 1 else ''}"
-        return f"{count} in {handle} (x1, y1, x2, y2 pixels): {outcome.reply}.{drawn}", artifact
+        return f"{count} in {handle} (x1, y1, x2, y2 pixels): {reply}.{drawn}", artifact
 
 
 class GenerateImageTool(_SessionTool):
@@ -282,9 +247,8 @@ class GenerateImageTool(_SessionTool):
 
     def _act(self, args: GenerateInput) -> tuple[str, ToolArtifact]:
         decision = _decision(self.name, "generate", "text_to_image", args.prompt, prompt=args.prompt)
-        outcome, artifact = self._turn(args.prompt, decision, (), args.seed,
-                                       lambda ctx: run_generate(ctx, args.prompt))
-        return _saved(artifact, outcome), artifact
+        reply, artifact = self._turn(args.prompt, decision, (), (), args.seed)
+        return _saved(artifact, reply), artifact
 
 
 class EditImageTool(_SessionTool):
@@ -311,9 +275,8 @@ class EditImageTool(_SessionTool):
         else:
             text = f"remove {args.target} from {handle}"
             decision = _decision(self.name, "edit", "remove", text, target=args.target)
-        outcome, artifact = self._turn(text, decision, (handle,), args.seed,
-                                       lambda ctx: run_edit(ctx, handle, decision))
-        return _saved(artifact, outcome, source=handle), artifact
+        reply, artifact = self._turn(text, decision, (handle,), (), args.seed)
+        return _saved(artifact, reply, source=handle), artifact
 
 
 def _check_edit(args: EditInput) -> None:
@@ -325,12 +288,12 @@ def _check_edit(args: EditInput) -> None:
                          fix=f"pass {', '.join(needed[args.operation])}")
 
 
-def _saved(artifact: ToolArtifact, outcome: LoopOutcome, source: str | None = None) -> str:
+def _saved(artifact: ToolArtifact, reply: str, source: str | None = None) -> str:
     if not artifact.handles:
-        return outcome.reply
+        return reply
     image = artifact.images[0]
     origin = f", edited from {source}" if source else ""
-    return f"Saved as {artifact.handles[0]} ({image.width}x{image.height}{origin}). {outcome.reply}"
+    return f"Saved as {artifact.handles[0]} ({image.width}x{image.height}{origin}). {reply}"
 
 
 def make_tools(assistant: Assistant) -> list[BaseTool]:

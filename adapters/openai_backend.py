@@ -46,6 +46,7 @@ from typing import Any, Sequence
 from mmkit.exceptions import ModelOutputError, UsageError
 from mmkit.media import DEFAULT_MEDIA_POLICY, MediaPolicy, fetch_image, load_image, read_source
 from mmkit.understand.answer import Answer, Timings
+from mmkit.understand.call_arguments import batch_conversations, check_limits, grounding_call, run_arguments
 from mmkit.understand.families import SUPPORTED_MODEL_TYPES, Family, check_sampling, family_for_model_type
 from mmkit.understand.messages import Conversation, to_conversation
 from mmkit.understand.postprocess import build_answer
@@ -58,8 +59,6 @@ __all__ = ["RemoteVisionLanguageModel", "RemoteChatStream", "API_KEY_ENV_VARS"]
 API_KEY_ENV_VARS: tuple[str, ...] = ("MMKIT_OPENAI_API_KEY", "OPENAI_API_KEY")
 """Environment variables read, in order, when `connect(api_key=None)`."""
 
-_RUN_KEYS = ("max_new_tokens", "thinking", "seed", "min_pixels", "max_pixels")
-_CALL_SAMPLING = ("temperature", "top_p", "top_k", "do_sample")
 _WIRE_SAMPLING = ("temperature", "top_p", "top_k", "repetition_penalty", "min_p")
 
 
@@ -211,13 +210,7 @@ class RemoteVisionLanguageModel:
         `images=` / `videos=` are not accepted here: put media inside each conversation's messages. The
         answers come back in the order of `conversations`; the first failure is raised.
         """
-        if not isinstance(conversations, (list, tuple)) or not conversations:
-            raise UsageError("chat_batch takes a non-empty list of conversations", received=conversations)
-        if "images" in kwargs or "videos" in kwargs:
-            raise UsageError("chat_batch takes media inside each conversation", received=sorted(kwargs),
-                             fix='Use [{"role": "user", "content": [{"type": "image", "image": ...}, ...]}] per item')
-        run = _run_kwargs(kwargs)
-        convs = [to_conversation(c) for c in conversations]
+        convs, run = batch_conversations(conversations, kwargs)
         workers = min(self.max_concurrency, len(convs))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmkit-remote") as pool:
             return list(pool.map(lambda conv: self._run(conv, **run), convs))
@@ -229,7 +222,7 @@ class RemoteVisionLanguageModel:
         """
         images, videos = kwargs.pop("images", None), kwargs.pop("videos", None)
         conv = to_conversation(messages_or_text, images=images, videos=videos)
-        run = _run_kwargs(kwargs)
+        run = run_arguments(kwargs)
         request = self._request(conv, stream=True, **run)
         start = time.perf_counter()
         return RemoteChatStream(
@@ -257,17 +250,9 @@ class RemoteVisionLanguageModel:
         return self._ask(self.family.point_prompt, image, query, kwargs)
 
     def _ask(self, template: str, image: Any, query: Any, kwargs: dict[str, Any]) -> Answer:
-        if isinstance(query, (list, tuple)) and query and all(isinstance(q, str) and q.strip() for q in query):
-            query = ", ".join(q.strip() for q in query)
-        if not isinstance(query, str) or not query.strip():
-            raise UsageError("query must be a non-empty string or list of strings", received=query, fix='Pass e.g. "red car"')
-        if "images" in kwargs or "videos" in kwargs:
-            raise UsageError("ground()/point() take exactly one image as their first argument", received=sorted(kwargs))
-        if kwargs.get("do_sample") is None and kwargs.get("temperature") is None:
-            kwargs["do_sample"] = False
-        conv = to_conversation(template.format(query=query.strip()), images=[image])
+        conv, run = grounding_call(template, image, query, kwargs)
         # The prompt asks for coordinates, so a bare "[x1, y1, x2, y2]" in the answer is one.
-        return self._run(conv, bare_lists=True, **_run_kwargs(kwargs))
+        return self._run(conv, bare_lists=True, **run)
 
     # -------------------------------------------------------------------------------------------- request
     def _run(self, conv: Conversation, *, bare_lists: bool = False, **run: Any) -> Answer:
@@ -300,10 +285,7 @@ class RemoteVisionLanguageModel:
                         preprocess_s=time.perf_counter() - start)
 
     def _sampling_body(self, max_new_tokens: int, seed: int | None, call: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
-            raise UsageError("max_new_tokens must be a positive int", received=max_new_tokens, fix="Pass e.g. 512")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise UsageError("seed must be an int", received=seed)
+        check_limits(max_new_tokens, seed)
         check_sampling(call, "chat")
         merged = {**self.generation, **{k: v for k, v in call.items() if v is not None}}
         body: dict[str, Any] = {"max_tokens": max_new_tokens}
@@ -397,16 +379,6 @@ def _family_from_server(client: ServerClient, model: str) -> Family:
             received=entry, fix=f"Pass family= one of {list(SUPPORTED_MODEL_TYPES)} (the checkpoint's config.json "
                                 "model_type), e.g. family=\"qwen2_5_vl\"")
     return _family_from_argument(reported)
-
-
-def _run_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(kwargs) - set(_RUN_KEYS) - set(_CALL_SAMPLING))
-    if unknown:
-        raise UsageError(f"Unknown argument(s) {unknown}", received=unknown, fix=f"Use {sorted(_RUN_KEYS + _CALL_SAMPLING)}")
-    run = {k: kwargs.get(k) for k in _RUN_KEYS}
-    run["max_new_tokens"] = kwargs.get("max_new_tokens", 512)
-    run["sampling"] = {k: kwargs.get(k) for k in _CALL_SAMPLING}
-    return run
 
 
 def _check_positive_int(name: str, value: Any, *, optional: bool = False) -> None:

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 from mmkit.exceptions import MmkitError, ServerError, UnsafeSourceError, UsageError
 from mmkit.media import is_public_address
+from mmkit.media.fetch import PinnedHTTPConnection, PinnedHTTPSConnection
 
 __all__ = ["ServerClient", "split_base_url"]
 
@@ -63,29 +64,6 @@ def split_base_url(base_url: str) -> tuple[str, str, int, str]:
         raise UsageError(f"base_url has an invalid port: {err}", received=base_url) from err
     prefix = parts.path.rstrip("/") or "/v1"
     return parts.scheme.lower(), parts.hostname, port, prefix
-
-
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """HTTP to an address checked beforehand (the Host header keeps the name)."""
-
-    def __init__(self, host: str, port: int, *, address: str, timeout: float, context: Any = None) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._address = address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS to an address checked beforehand; certificate and host name verified by `context`."""
-
-    def __init__(self, host: str, port: int, *, address: str, timeout: float, context: ssl.SSLContext) -> None:
-        super().__init__(host, port, timeout=timeout, context=context)
-        self._address = address
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 @dataclass(frozen=True)
@@ -216,9 +194,12 @@ class ServerClient:
     def _send(self, method: str, path: str, body: dict[str, Any] | None, deadline: float) -> tuple[Any, Any, Any]:
         scheme, host, port, prefix = split_base_url(self.base_url)
         address = self.check_address()
-        context = ssl.create_default_context(cafile=self.ca_file) if scheme == "https" else None
-        kind = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
-        conn = kind(host, port, address=address, timeout=_remaining(deadline), context=context)
+        if scheme == "https":
+            context = ssl.create_default_context(cafile=self.ca_file)  # verifying; ca_file adds a private CA
+            conn: http.client.HTTPConnection = PinnedHTTPSConnection(
+                host, port, address=address, timeout=_remaining(deadline), context=context)
+        else:
+            conn = PinnedHTTPConnection(host, port, address=address, timeout=_remaining(deadline))
         headers = {"Accept": "application/json, text/event-stream", "Accept-Encoding": "identity",
                    "User-Agent": "mmkit/0.1"}
         payload = None

@@ -3,7 +3,8 @@
 Each `ask()` is one turn: media attached to the request join the session under handles ("image 3"),
 the request is routed (rule router by default; a model router if given, with recorded fallback), the
 route's loop runs (see `loops.py`), its output image joins the session, and the turn is recorded. Every
-step is written to the session folder as soon as it completes.
+step is written to the session folder as soon as it completes. `run_decision()` runs a turn whose route
+was decided elsewhere (a LangChain tool call, a UI): the same loops and records, without the router.
 
 This module wires parts together; routing rules, loops, checks and persistence live in their modules.
 """
@@ -17,7 +18,10 @@ from typing import Any, Sequence
 
 from PIL import Image
 
-from .checks import Checker, VlmChecker
+from mmkit.exceptions import UsageError
+from mmkit.understand.answer import Answer
+
+from .checks import Checker, CheckVerdict, VlmChecker
 from .loops import AgentSettings, LoopContext, LoopOutcome, run_edit, run_generate, run_understand
 from .model_router import ModelRouter, decide_with_fallback
 from .routing import RouteDecision, RouteRequest, RuleRouter
@@ -36,6 +40,9 @@ class TurnResult:
         images: the images this turn added (generated, edited, or annotated), in order.
         handles: their session handles.
         turn: the full record (steps, seeds, timings, verdicts).
+        answer: the understanding model's last `Answer` this turn (understand, ground, edit's grounding step).
+        result: the generator's result that produced the kept image (generate, edit), else None.
+        verdict: the check verdict of the kept image (generate, edit), else None.
     """
 
     decision: RouteDecision
@@ -43,6 +50,9 @@ class TurnResult:
     images: tuple[Image.Image, ...]
     handles: tuple[str, ...]
     turn: Turn
+    answer: Answer | None = None
+    result: Any = None
+    verdict: CheckVerdict | None = None
 
     @property
     def route(self) -> str:
@@ -90,16 +100,58 @@ class Assistant:
         decision = self._route(turn, text, attached, attached_videos)
         turn.decision = decision
         image_handles, video_handles = self._inputs(decision, attached, attached_videos)
-        turn.inputs = image_handles + video_handles
-        ctx = LoopContext(self.session, turn, self.vlm, self.generator, self.checker, self.budget, self.settings)
-        outcome = self._run(ctx, decision, image_handles, video_handles)
+        return self._play(turn, image_handles, video_handles, self.settings)
+
+    def run_decision(self, text: str, decision: RouteDecision, *, images: Sequence[str] = (),
+                     videos: Sequence[str] = (), seed: int | None = None,
+                     decided_by: str = "caller") -> TurnResult:
+        """Run one turn whose route is already decided, on session media named by handle (no router).
+
+        Args:
+            text: the request, as recorded in the turn.
+            decision: the route to run (`route`, `intent`, `target`, `prompt`, ...).
+            images: session image handles the turn reads ("image 2"); an edit reads the last one.
+            videos: session video handles the turn reads ("video 1").
+            seed: seed of the first generate/edit attempt (default: the assistant's `settings.seed`).
+            decided_by: who decided the route, recorded as the tool of the turn's "route" step.
+
+        Returns:
+            A `TurnResult`. Errors from the models propagate; the steps completed before them stay saved.
+
+        Raises:
+            UsageError: an unknown handle, or an edit without an image.
+        """
+        images = tuple(self.session.resolve(h) for h in images)
+        videos = tuple(self.session.resolve(h) for h in videos)
+        if decision.route == "edit" and not images:
+            raise UsageError("an edit needs the image to edit", received=images, fix="pass images=('image 1',)")
+        settings = self.settings if seed is None else self.settings.model_copy(update={"seed": seed})
+        turn = self.session.start_turn(text)
+        turn.decision = decision
+        self.session.record(turn, Step(index=self.session.next_step_index(turn), kind="route", tool=decided_by,
+                                       text=decision.reason,
+                                       params=decision.model_dump(mode="json", exclude={"reason"})))
+        return self._play(turn, images, videos, settings)
+
+    def _play(self, turn: Turn, images: tuple[str, ...], videos: tuple[str, ...],
+              settings: AgentSettings) -> TurnResult:
+        """Run the decided turn's loop, add its output image, finish the turn."""
+        decision = turn.decision
+        turn.inputs = images + videos
+        vlm, generator = _Recording(self.vlm), _Recording(self.generator)
+        ctx = LoopContext(self.session, turn, vlm, generator, self.checker, self.budget, settings)
+        outcome = self._run(ctx, decision, images, videos)
         outputs: tuple[str, ...] = ()
         if outcome.image is not None and outcome.origin is not None:
             outputs = (self.session.add_image(outcome.image, origin=outcome.origin, turn=turn.index,
                                               prompt=decision.prompt),)
         self.session.finish_turn(turn, status=outcome.status, reply=outcome.reply, outputs=outputs)
+        answers = [r for r in vlm.returned if isinstance(r, Answer)]
+        kept = [r for r in generator.returned if any(i is outcome.image for i in getattr(r, "images", ()))]
         return TurnResult(decision=decision, reply=outcome.reply, handles=outputs, turn=turn,
-                          images=tuple(self.session.image(h) for h in outputs))
+                          images=tuple(self.session.image(h) for h in outputs),
+                          answer=answers[-1] if answers else None, result=kept[-1] if kept else None,
+                          verdict=outcome.verdict)
 
     def _route(self, turn: Turn, text: str, images: tuple[str, ...], videos: tuple[str, ...]) -> RouteDecision:
         start = time.perf_counter()
@@ -141,6 +193,28 @@ class Assistant:
         if decision.route == "edit":
             return run_edit(ctx, images[-1], decision)
         return run_understand(ctx, decision, images, videos)
+
+
+class _Recording:
+    """Forwards every attribute to `target` and keeps what its model calls returned (Answers, generation
+    results), so a `TurnResult` can carry them while the loops stay unaware of it."""
+
+    _CALLS = frozenset({"chat", "ground", "text_to_image", "image_to_image", "inpaint"})
+
+    def __init__(self, target: Any) -> None:
+        self._target, self.returned = target, []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if name not in self._CALLS:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            out = attr(*args, **kwargs)
+            self.returned.append(out)
+            return out
+
+        return call
 
 
 def _load(image: Any) -> Image.Image:

@@ -240,7 +240,9 @@ def _pick_address(host: str, port: int, policy: MediaPolicy, url: str) -> str:
     return addresses[0]
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
+# The pinned connections are shared with `mmkit.adapters.openai_http` (same rule: connect to the checked
+# address); they are not part of `mmkit.media`'s API, hence not in `__all__`.
+class PinnedHTTPConnection(http.client.HTTPConnection):
     """HTTP to an address checked beforehand (the Host header keeps the name)."""
 
     def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
@@ -251,11 +253,28 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
 
 
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS to an address checked beforehand; certificate and host name verified by the default context."""
+class PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an address checked beforehand; certificate and host name verified by `context`.
 
-    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+    Args:
+        host: the name the certificate must match (and the Host header).
+        port: the TCP port.
+        address: the checked IP address to connect to.
+        timeout: seconds for connecting (and for each socket wait until changed).
+        context: a verifying `ssl.SSLContext` (e.g. with an extra CA); default: `ssl.create_default_context()`.
+
+    Raises:
+        UsageError: `context` does not verify certificates and host names.
+    """
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float,
+                 context: ssl.SSLContext | None = None) -> None:
+        if context is None:
+            context = ssl.create_default_context()
+        elif context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
+            raise UsageError("context must verify certificates and host names", received=context,
+                             fix="Use ssl.create_default_context(cafile=...) for a private CA; TLS is never unverified")
+        super().__init__(host, port, timeout=timeout, context=context)
         self._address = address
 
     def connect(self) -> None:
@@ -297,8 +316,11 @@ def _request(url: str, policy: MediaPolicy, deadline: float) -> tuple[int, str |
     port = parts.port or (443 if scheme == "https" else 80)
     address = _pick_address(parts.hostname, port, policy, url)
     remaining = _remaining(deadline)
-    kind = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
-    conn = kind(parts.hostname, port, address=address, timeout=remaining)
+    if scheme == "https":
+        conn: http.client.HTTPConnection = PinnedHTTPSConnection(
+            parts.hostname, port, address=address, timeout=remaining)
+    else:
+        conn = PinnedHTTPConnection(parts.hostname, port, address=address, timeout=remaining)
     try:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         conn.request("GET", path, headers={"User-Agent": policy.user_agent, "Accept-Encoding": "identity"})

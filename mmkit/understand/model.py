@@ -28,8 +28,9 @@ from typing import Any, Sequence
 import torch
 
 from ..devices import DevicePlan, plan_device
-from ..exceptions import ModelLoadError, UsageError
+from ..exceptions import ModelLoadError
 from .answer import Answer, Timings, Usage
+from .call_arguments import batch_conversations, check_limits, grounding_call, run_arguments
 from .families import Family, ThinkingMode, check_sampling, detect_family, sampling_preset, thinking_mode
 from .messages import Conversation, to_conversation
 from .postprocess import build_answer, time_offset
@@ -273,8 +274,6 @@ class VisionLanguageModel:
 
     # -------------------------------------------------------------------------------------------- generate
     def _generate_kwargs(self, *, max_new_tokens: int, thinking_on: bool, call: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
-            raise UsageError("max_new_tokens must be a positive int", received=max_new_tokens, fix="Pass e.g. 512")
         check_sampling(call, "chat")
         merged = {**sampling_preset(self.family, thinking_on), **self.generation, **{k: v for k, v in call.items() if v is not None}}
         if merged.get("temperature") == 0:  # OpenAI convention: temperature 0 means greedy
@@ -322,8 +321,7 @@ class VisionLanguageModel:
                seed: int | None, min_pixels: int | None, max_pixels: int | None,
                sampling: dict[str, Any]) -> tuple[_Batch, dict[str, Any]]:
         """Check a call's arguments, build its inputs and `generate` kwargs (shared by `_run` and `stream`)."""
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise UsageError("seed must be an int", received=seed)
+        check_limits(max_new_tokens, seed)
         batch = self._prepare(convs, thinking=thinking, min_pixels=min_pixels, max_pixels=max_pixels)
         thinking_on = self._thinking_on(thinking)
         kwargs = self._generate_kwargs(max_new_tokens=max_new_tokens, thinking_on=thinking_on, call=sampling)
@@ -389,20 +387,14 @@ class VisionLanguageModel:
         `images=` / `videos=` are not accepted here: put media inside each conversation's messages.
         Greedy output equals answering the conversations one by one.
         """
-        if not isinstance(conversations, (list, tuple)) or not conversations:
-            raise UsageError("chat_batch takes a non-empty list of conversations", received=conversations)
-        if "images" in kwargs or "videos" in kwargs:
-            raise UsageError("chat_batch takes media inside each conversation", received=sorted(kwargs),
-                             fix='Use [{"role": "user", "content": [{"type": "image", "image": ...}, ...]}] per item')
-        run = _run_kwargs(kwargs)
-        convs = [to_conversation(c) for c in conversations]
+        convs, run = batch_conversations(conversations, kwargs)
         return self._run(convs, **run)
 
     def stream(self, messages_or_text: Any, **kwargs: Any) -> "ChatStream":
         """Like `chat`, but returns a `ChatStream`: iterate it for text deltas; `.answer` once exhausted."""
         images, videos = kwargs.pop("images", None), kwargs.pop("videos", None)
         conv = to_conversation(messages_or_text, images=images, videos=videos)
-        call = _run_kwargs(kwargs)
+        call = run_arguments(kwargs)
         batch, generate_kwargs = self._start([conv], **call)
         return ChatStream(
             run=lambda streamer: self._generate(batch, generate_kwargs, call["seed"], streamer),
@@ -428,31 +420,9 @@ class VisionLanguageModel:
         return self._ask(self.family.point_prompt, image, query, kwargs)
 
     def _ask(self, template: str, image: Any, query: Any, kwargs: dict[str, Any]) -> Answer:
-        if isinstance(query, (list, tuple)) and query and all(isinstance(q, str) and q.strip() for q in query):
-            query = ", ".join(q.strip() for q in query)
-        if not isinstance(query, str) or not query.strip():
-            raise UsageError("query must be a non-empty string or list of strings", received=query, fix='Pass e.g. "red car"')
-        if "images" in kwargs or "videos" in kwargs:
-            raise UsageError("ground()/point() take exactly one image as their first argument", received=sorted(kwargs))
-        if kwargs.get("do_sample") is None and kwargs.get("temperature") is None:
-            kwargs["do_sample"] = False
-        conv = to_conversation(template.format(query=query.strip()), images=[image])
+        conv, run = grounding_call(template, image, query, kwargs)
         # The prompt asks for coordinates, so a bare "[x1, y1, x2, y2]" in the answer is one.
-        return self._run([conv], bare_lists=True, **_run_kwargs(kwargs))[0]
-
-
-_RUN_KEYS = ("max_new_tokens", "thinking", "seed", "min_pixels", "max_pixels")
-_CALL_SAMPLING = ("temperature", "top_p", "top_k", "do_sample")
-
-
-def _run_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(kwargs) - set(_RUN_KEYS) - set(_CALL_SAMPLING))
-    if unknown:
-        raise UsageError(f"Unknown argument(s) {unknown}", received=unknown, fix=f"Use {sorted(_RUN_KEYS + _CALL_SAMPLING)}")
-    run = {k: kwargs.get(k) for k in _RUN_KEYS}
-    run["max_new_tokens"] = kwargs.get("max_new_tokens", 512)
-    run["sampling"] = {k: kwargs.get(k) for k in _CALL_SAMPLING}
-    return run
+        return self._run([conv], bare_lists=True, **run)[0]
 
 
 def _count(ids: torch.Tensor, token_id: int | None) -> int:
