@@ -203,3 +203,18 @@ def test_tls_is_always_verified(tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_pinned_https_connection_refuses_unverified_contexts():
+    import ssl
+
+    from mmkit.exceptions import UsageError
+    from mmkit.media.fetch import PinnedHTTPSConnection
+
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    with pytest.raises(UsageError, match="must verify certificates"):
+        PinnedHTTPSConnection("example.org", 443, address="93.184.215.14", timeout=1.0, context=unverified)
+    default = PinnedHTTPSConnection("example.org", 443, address="93.184.215.14", timeout=1.0)
+    assert default._context.verify_mode == ssl.CERT_REQUIRED and default._context.check_hostname
