@@ -23,6 +23,12 @@ __all__ = [
     "load_checkpoint",
     "LoadedCheckpoint",
     "CheckpointInfo",
+    "Control",
+    "LoraSet",
+    "LoraInfo",
+    "TrainLoraConfig",
+    "TrainResult",
+    "train_lora",
 ]
 
 _EXPORTS = {
@@ -38,6 +44,12 @@ _EXPORTS = {
     "load_checkpoint": ".loading",
     "LoadedCheckpoint": ".loading",
     "CheckpointInfo": ".loading",
+    "Control": ".controlnet",
+    "LoraSet": ".lora",
+    "LoraInfo": ".lora",
+    "TrainLoraConfig": ".train_lora",
+    "TrainResult": ".train_lora",
+    "train_lora": ".train_lora",
 }
 
 if TYPE_CHECKING:
