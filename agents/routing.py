@@ -89,12 +89,13 @@ _ZH_REPLACE = [
 _EN_REMOVE = re.compile(r"\b(?:remove|delete|erase|get rid of)\s+(?P<target>.+)", _I)
 _ZH_REMOVE = [re.compile(r"(?:去掉|删除|删掉|移除|擦掉)(?P<target>.+)"),
               re.compile(r"[把将](?P<target>.+?)(?:去掉|删除|删掉|移除|擦掉)")]
-_EN_GROUND = [re.compile(r"\bwhere(?:'s| is| are)\s+(?P<target>.+)", _I),
+# A target ends at sentence punctuation: "where is the red circle? mark it" -> "the red circle".
+_EN_GROUND = [re.compile(r"\bwhere(?:'s| is| are)\s+(?P<target>[^?!.;]+)", _I),
               re.compile(r"\b(?P<draw>show me|mark|highlight|box|circle)\s+(?P<target>(?:the|all|every)\b.+)", _I),
-              re.compile(r"\b(?:find|locate|point to|point at|detect|ground)\s+(?P<target>.+)", _I)]
+              re.compile(r"\b(?:find|locate|point to|point at|detect|ground)\s+(?P<target>[^?!.;]+)", _I)]
 _ZH_GROUND = [re.compile(r"(?P<target>.+?)在哪"),
-              re.compile(r"(?P<draw>框出|标出|圈出)(?P<target>.+)"),
-              re.compile(r"(?:找到|找出|定位|指出)(?P<target>.+)")]
+              re.compile(r"(?P<draw>框出|标出|圈出)(?P<target>[^？?。！!；;]+)"),
+              re.compile(r"(?:找到|找出|定位|指出)(?P<target>[^？?。！!；;]+)")]
 _EN_DESCRIBE = re.compile(r"\b(?:describe|caption|what(?:'s| is) (?:in|on|shown in) (?:this|the|that|it)|"
                           r"what do you see|what does (?:it|this|the image) show)\b", _I)
 _ZH_DESCRIBE = re.compile(r"描述|图里有什么|图中有什么|图片里有什么|画面里有什么|这是什么图|说说这张")

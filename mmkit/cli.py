@@ -90,7 +90,7 @@ def _bench(argv: Sequence[str]) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(output_dir=args.output)
+    run_demo(output_dir=args.output, vlm=args.vlm, generator=args.generator)
     return 0
 
 
@@ -100,6 +100,10 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the main job on the bundled models")
     demo.add_argument("--output", default="outputs/demo", help="folder for images, trace and report")
+    demo.add_argument("--vlm", help="hub id or folder of the vision-language model (default: the bundled "
+                      "shapes-world model when trained, else a tiny random checkpoint)")
+    demo.add_argument("--generator", help="hub id, folder or .safetensors of the diffusion model (default: the "
+                      "bundled shapes-world model when trained, else a tiny random checkpoint)")
     demo.set_defaults(run=_demo)
 
     gen = sub.add_parser("generate", help="text to image")

@@ -119,3 +119,17 @@ def test_canonical_prompt():
     assert canonical_prompt("a red circle on the left and a blue square on the right", "en") == \
         "a red circle on the left and a blue square on the right"
     assert canonical_prompt("a cat", "en") == "a cat"
+
+
+@pytest.mark.parametrize(
+    "text, target, draw",
+    [
+        ("where is the red circle? mark it", "the red circle", True),
+        ("where is the red circle?", "the red circle", False),
+        ("find the blue square. thanks", "the blue square", False),
+        ("框出红色的圆。谢谢", "红色的圆", True),
+    ],
+)
+def test_ground_target_stops_at_sentence_punctuation(text, target, draw):
+    decision = RuleRouter().decide(RouteRequest(text=text, attached_images=1))
+    assert (decision.route, decision.intent, decision.target, decision.draw) == ("understand", "ground", target, draw)

@@ -1,5 +1,7 @@
 """The `mmkit` command line drives the same public API."""
+import html
 import json
+import re
 
 import numpy as np
 from PIL import Image
@@ -31,11 +33,40 @@ def test_ask_prints_the_answer(tmp_path, capsys):
 
 
 def test_demo_writes_trace(tmp_path, monkeypatch, capsys):
+    import mmkit.demo
+
     monkeypatch.setenv("MMKIT_TINY_CACHE", str(tmp_path / "tiny"))
+    # no trained models here, whatever the package folder holds by now: the run must fall back to tiny ones
+    monkeypatch.setattr(mmkit.demo, "TRAINED_VLM", tmp_path / "none-vlm")
+    monkeypatch.setattr(mmkit.demo, "TRAINED_GENERATOR", tmp_path / "none-sd")
     assert main(["demo", "--output", str(tmp_path / "demo")]) == 0
-    trace = json.loads((tmp_path / "demo" / "trace.json").read_text())
-    steps = {step["step"]: step for step in trace["steps"]}
-    assert steps["regenerate from metadata"]["identical"] is True
-    assert steps["describe"]["usage"]["image_tokens"] > 0
-    assert steps["video question"]["video_tokens"] > 0
-    assert "TINY BUILT-IN CHECKPOINTS" in capsys.readouterr().out
+    out = tmp_path / "demo"
+    trace = json.loads((out / "trace.json").read_text(encoding="utf-8"))
+    turns = trace["turns"]
+    routes = [(t["language"], t["route"], t["intent"]) for t in turns]
+    assert routes == [(lang, route, intent) for lang in ("en", "zh") for route, intent in
+                      (("generate", "text_to_image"), ("understand", "ground"), ("edit", "replace"),
+                       ("understand", "video"))]
+    assert turns[0]["request"].startswith("draw a red circle") and turns[6]["request"] == "把红色的圆换成绿色的三角形"
+    assert trace["tiny"] == ["vlm", "generator"] and "TINY BUILT-IN CHECKPOINTS" in trace["note"]
+    assert {m["kind"] for m in trace["models"].values()} == {"tiny"}
+    for turn in turns:
+        assert turn["seconds"] > 0 and all(step["seconds"] >= 0 for step in turn["steps"])
+        assert turn["steps"][0]["tool"] == "router.rules"
+    generate = turns[0]
+    attempts = [s for s in generate["steps"] if s["kind"] == "generate"]
+    assert attempts and all(s["seeds"] and s["params"]["steps"] > 0 and s["seconds"] > 0 for s in attempts)
+    assert generate["verdict"] is not None and generate["verdict"]["checker"] == "vlm"
+    assert turns[3]["inputs"] == ["video 1"] and (out / "session" / trace["media"]["video 1"]).is_file()
+    assert any(s["tool"] == "vlm.chat" and s["params"]["videos"] == ["video 1"] for s in turns[3]["steps"])
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "THIS RUN USES TINY BUILT-IN CHECKPOINTS" in page and "Turn latencies" in page
+    for turn in turns:
+        assert html.escape(turn["request"]) in page
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) >= 6  # generated images, attempts, the clip's frames
+    for src in images:
+        assert (out / src).is_file(), src
+    printed = capsys.readouterr().out
+    assert "THIS RUN USES TINY BUILT-IN CHECKPOINTS" in printed and "done in" in printed
+    assert len(re.findall(r"^\[\d\] (?:en|zh) ", printed, flags=re.M)) == 8
