@@ -247,3 +247,14 @@ def test_image_and_mask_sources_go_through_the_media_layer(sd15, tmp_path):
         sd15.image_to_image(tmp_path / "missing.png", "a cat", steps=1)
     with pytest.raises(UsageError, match="image must be a PIL image"):
         sd15.image_to_image(42, "a cat", steps=1)
+
+
+def test_default_size_is_the_checkpoints_native_size(tmp_path):
+    from mmkit.generate.generator import ImageGenerator
+    from mmkit.testing.tiny_diffusion import tiny_diffusion_checkpoint
+
+    generator = ImageGenerator.from_pretrained(tiny_diffusion_checkpoint("sd15", cache_dir=tmp_path), progress=False)
+    unet_size, factor = generator.pipeline.unet.config.sample_size, generator.pipeline.vae_scale_factor
+    assert generator.default_size == unet_size * factor == 64
+    result = generator.text_to_image("a red circle", steps=2, seed=0)
+    assert result.images[0].size == (64, 64) and (result.params.width, result.params.height) == (64, 64)

@@ -24,7 +24,7 @@ import torch
 from .. import __version__
 from ..exceptions import DeviceError, UsageError
 from .inputs import (
-    FAMILY_DEFAULTS, Request, check_request, check_size, input_image, micro_conditioning, prepare_mask, replay_options,
+    Request, check_request, check_size, input_image, micro_conditioning, prepare_mask, replay_options,
 )
 from .loading import LoadedCheckpoint, load_checkpoint, weights_sha256
 from .prompts import encode_prompts
@@ -140,6 +140,12 @@ class ImageGenerator:
             self._loras = LoraSet(self._pipe)
         return self._loras
 
+    @property
+    def default_size(self) -> int:
+        """The checkpoint's native image size, `unet.config.sample_size * vae_scale_factor` (diffusers' rule)."""
+        pipe = self._pipe
+        return int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
+
     def add_controlnet(self, source: str | os.PathLike, *, name: str | None = None) -> str:
         """Load a ControlNet for this checkpoint's family and return its name (default: the source's name)."""
         from .controlnet import load_controlnet
@@ -208,7 +214,8 @@ class ImageGenerator:
             guidance_scale: classifier-free guidance; default 7.5 (SD 1.5) / 5.0 (SDXL).
             guidance_rescale: CFG rescale (arXiv 2305.08891), 0 disables.
             scheduler: a name from `list_schedulers()`; None keeps the checkpoint's own scheduler.
-            width, height: multiples of 8; default 512 (SD 1.5) / 1024 (SDXL).
+            width, height: multiples of 8; default `default_size` (the UNet's native size: 512 for SD 1.5,
+                1024 for SDXL, 64 for the shapes-world and tiny models).
             seed: an int (image i gets seed + i), a list with one seed per image, or None (random, recorded).
             num_images: how many images.
             clip_skip: skip this many final CLIP layers.
@@ -221,7 +228,7 @@ class ImageGenerator:
                 "This is an inpainting checkpoint; it generates through inpaint()", received=self.model_id,
                 fix="Call inpaint(image, mask, prompt), or load a non-inpainting checkpoint",
             )
-        size = FAMILY_DEFAULTS[self.family]["size"]
+        size = self.default_size
         width = check_size("width", size if width is None else width)
         height = check_size("height", size if height is None else height)
         request = Request(
