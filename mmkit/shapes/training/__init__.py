@@ -1,0 +1,26 @@
+"""Training of mmkit's bundled shapes-world models (no pretrained weights can be downloaded here).
+
+- `data`: train-split scenes, captions, pixel tensors, the shapes-world CLIP tokenizer.
+- `vae`: stage 1, the 4x-down-sampling `AutoencoderKL`.
+- `train_generator`: stage 2, CLIP text encoder + `UNet2DConditionModel` with classifier-free-guidance
+  dropout; saves a diffusers `StableDiffusionPipeline` folder (`python -m mmkit.shapes.training.train_generator`).
+- `evaluate_generator`: the oracle's scores of a saved pipeline (text-to-image, inpainting).
+- `train_vlm` (+ `vlm_data`, `vlm_model`, `vlm_tokenizer`): a Qwen2.5-VL-architecture model trained from
+  scratch to caption, answer and ground in its native resized-pixel format
+  (`python -m mmkit.shapes.training.train_vlm`); `vlm_evaluate`: its scores through the SDK path.
+"""
+
+__all__ = ["GeneratorConfig", "train_generator", "evaluate_generator", "VlmTrainConfig", "train_vlm", "evaluate_vlm"]
+
+_HOME = {"GeneratorConfig": "train_generator", "train_generator": "train_generator",
+         "evaluate_generator": "evaluate_generator", "VlmTrainConfig": "train_vlm", "train_vlm": "train_vlm",
+         "evaluate_vlm": "vlm_evaluate"}
+
+
+def __getattr__(name: str):
+    # lazy: `python -m mmkit.shapes.training.vae` etc. should not import every stage (and torch) twice
+    if name in _HOME:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    raise AttributeError(name)

@@ -1,0 +1,180 @@
+"""The shapes-world VLM training script: data encoding, target conventions, a few-step run loaded by the SDK."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from mmkit.shapes import Scene, ShapeSpec, render
+from mmkit.shapes.training.train_vlm import VlmTrainConfig, _batch, train_vlm
+from mmkit.shapes.training.vlm_data import (IGNORE, Sample, TaskMix, box_answer, collate, encode_prompt,
+                                            encode_sample, pixel_budget, point_answer, samples_for, span_answer,
+                                            video_part, video_sample, world_corpus)
+from mmkit.shapes.training.vlm_evaluate import evaluate_vlm
+from mmkit.shapes.training.vlm_model import TINY_ARCH, build_processor
+from mmkit.shapes.training.vlm_tokenizer import build_world_tokenizer
+from mmkit.shapes import sample_video
+from mmkit.understand.answer import Answer, Box, TimeSpan
+from mmkit.understand.families import family_for_model_type
+from mmkit.understand.grounding import boxes_from_text
+from mmkit.understand.time_spans import parse_time_spans
+
+CONFIG = VlmTrainConfig(steps=3, batch_size=4, video_every=3, video_batch_size=2, warmup=1, arch=TINY_ARCH,
+                        corpus_n=60, eval_every=0, final_eval_n=0, checkpoint_every=2, log_every=1)
+
+
+def _scene() -> Scene:
+    shapes = (ShapeSpec(kind="circle", colour="red", position="left", box=Box(x1=3, y1=23, x2=21, y2=41)),
+              ShapeSpec(kind="square", colour="blue", position="right", box=Box(x1=45, y1=21, x2=62, y2=38)))
+    return Scene(size=64, shapes=shapes)
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return build_processor(TINY_ARCH, build_world_tokenizer(world_corpus(CONFIG.corpus_n)))
+
+
+def test_world_tokenizer_digits_one_by_one_and_short_chinese(processor):
+    tok = processor.tokenizer
+    assert tok.convert_ids_to_tokens(tok("37")["input_ids"]) == ["3", "7"]
+    assert len(tok("左边一个红色的圆，右边一个蓝色的正方形")["input_ids"]) <= 12  # 19 characters
+    prompt = family_for_model_type("qwen2_5_vl").ground_prompt.format(query="the red circle")
+    assert len(tok(prompt)["input_ids"]) <= 30  # the generic test tokenizer needs 56
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
+
+
+def test_processor_resizes_world_images_to_112(processor):
+    inputs = encode_prompt(processor, "Describe this image.", render(_scene()))
+    assert inputs["image_grid_thw"].tolist() == [[1, 8, 8]]
+    image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert int((inputs["input_ids"] == image_id).sum()) == 16
+
+
+def test_encoding_masks_everything_but_the_assistant_answer(processor):
+    scene = _scene()
+    sample = Sample(render(scene), "What colour is the circle?", "red", "vqa", "en", scene)
+    encoded = encode_sample(processor, sample)
+    tok = processor.tokenizer
+    # The full chat with the assistant turn, tokenised by the processor in one go, is exactly our sequence
+    # (minus the template's trailing "\n" after <|im_end|>, which carries no loss and is not appended).
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": sample.prompt}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "red"}]}]
+    full_text = processor.apply_chat_template(messages, tokenize=False)
+    assert full_text.endswith("<|im_start|>assistant\nred<|im_end|>\n")
+    prompt = encode_prompt(processor, sample.prompt, sample.image)["input_ids"][0]
+    full = processor(text=[full_text], images=[sample.image.resize((112, 112))], do_resize=False,
+                     return_tensors="pt")["input_ids"][0]
+    assert encoded["input_ids"].tolist() == full[:-1].tolist()
+    answer = tok("red", add_special_tokens=False)["input_ids"] + [tok.convert_tokens_to_ids("<|im_end|>")]
+    n = prompt.numel()
+    assert encoded["labels"][:n].tolist() == [IGNORE] * n
+    assert encoded["labels"][n:].tolist() == answer
+    assert tok.decode(encoded["input_ids"][:n], skip_special_tokens=False).endswith("<|im_start|>assistant\n")
+    # 3-D M-RoPE needs the token types: 1 on the 16 image tokens, 0 elsewhere (answer included)
+    image_id = tok.convert_tokens_to_ids("<|image_pad|>")
+    assert encoded["mm_token_type_ids"].tolist() == [int(t == image_id) for t in encoded["input_ids"].tolist()]
+
+
+def test_grounding_and_point_targets_round_trip_through_the_sdk_parser(processor):
+    scene = _scene()
+    grid = encode_prompt(processor, "x", render(scene))["image_grid_thw"][0].tolist()
+    input_size = (grid[2] * 14, grid[1] * 14)  # what VisionLanguageModel uses as the input size
+    boxes = [s.box for s in scene.shapes]
+    text = box_answer(boxes, ["red circle", "blue square"], input_size, (64, 64))
+    assert text.startswith('```json\n[\n\t{"bbox_2d": [5, 40, 37, 72], "label": "red circle"},\n\t{"bbox_2d"')
+    parsed = boxes_from_text(text, family="qwen2_5_vl", original_sizes=[(64, 64)], input_sizes=[input_size])
+    assert [b.label for b in parsed.boxes] == ["red circle", "blue square"]
+    for got, want in zip(parsed.boxes, boxes):
+        assert max(abs(g - w) for g, w in zip(got.as_tuple(), want.as_tuple())) <= 1.0
+    points = boxes_from_text(point_answer(boxes, ["a", "b"], input_size, (64, 64)), family="qwen2_5_vl",
+                             original_sizes=[(64, 64)], input_sizes=[input_size]).points
+    for got, want in zip(points, boxes):
+        assert abs(got.x - want.center[0]) <= 1.0 and abs(got.y - want.center[1]) <= 1.0
+
+
+def test_span_answers_round_trip_through_the_sdk_time_parser():
+    span = TimeSpan(start=0.75, end=3.0)
+    assert span_answer(span, "en") == "From 0.75 to 3.0 seconds." and span_answer(span, "zh") == "从0.75秒到3.0秒。"
+    for lang in ("en", "zh"):
+        (got,) = parse_time_spans(span_answer(span, lang))
+        assert (got.start, got.end) == (0.75, 3.0)
+
+
+def test_clips_and_images_share_a_batch(processor):
+    clip = video_sample(sample_video(np.random.default_rng(0), n_frames=8), "en", np.random.default_rng(1))
+    scene = _scene()
+    still = Sample(render(scene), "Describe this image.", "a red circle", "caption", "en", scene)
+    encoded = encode_sample(processor, clip)
+    assert encoded["video_grid_thw"].tolist() == [[4, 8, 8]]  # 8 frames of 112 px: 4 x 16 tokens
+    assert encoded["second_per_grid_ts"].tolist() == [0.5]  # 2 frames at 4 fps
+    assert int((encoded["mm_token_type_ids"] == 2).sum()) == 64
+    batch = collate([encode_sample(processor, still), encoded], processor.tokenizer.pad_token_id)
+    assert batch["input_ids"].shape[0] == 2 and batch["image_grid_thw"].shape == (1, 3)
+    assert batch["attention_mask"][0].sum() < batch["attention_mask"][1].sum()  # the still is right-padded
+    assert batch["labels"][0][batch["attention_mask"][0] == 0].eq(IGNORE).all()
+
+
+def test_grounding_samples_use_the_sdk_prompt_and_multi_instance_answers():
+    rng = np.random.default_rng(0)
+    scene = Scene(size=64, shapes=(
+        ShapeSpec(kind="circle", colour="red", position="left", box=Box(x1=3, y1=23, x2=21, y2=41)),
+        ShapeSpec(kind="circle", colour="blue", position="right", box=Box(x1=45, y1=21, x2=62, y2=38))))
+    sample = samples_for(scene, "ground", "en", rng, mix=TaskMix(multi_share=1.0), input_size=(112, 112))
+    assert sample.prompt == ('Locate every instance that belongs to the following categories: "circle". '
+                             "Report bbox coordinates in JSON format.")
+    assert len(sample.boxes) == 2 and sample.answer.count("bbox_2d") == 2
+    zh = samples_for(_scene(), "vqa", "zh", np.random.default_rng(1), input_size=(112, 112))
+    assert zh.prompt.endswith("？")
+
+
+def test_batches_depend_only_on_seed_and_step(processor):
+    a, b = _batch(3, CONFIG, processor, (112, 112)), _batch(3, CONFIG, processor, (112, 112))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = _batch(4, CONFIG, processor, (112, 112))
+    assert c["pixel_values"].shape == a["pixel_values"].shape  # 4 images x 64 patches either way
+    assert not torch.equal(c["pixel_values"], a["pixel_values"])
+    clips = _batch(2, CONFIG, processor, (112, 112))  # every 3rd step: a batch of 2 clips, no stills
+    assert clips["video_grid_thw"].shape == (2, 3) and "pixel_values" not in clips
+
+
+@pytest.mark.slow
+def test_few_step_run_writes_a_folder_the_sdk_loads_and_resumes(tmp_path):
+    from mmkit.understand.messages import to_conversation
+    from mmkit.understand.model import VisionLanguageModel
+
+    out, ckpt = tmp_path / "vlm", tmp_path / "ckpt"
+    result = train_vlm(CONFIG, out=out, ckpt_dir=ckpt)
+    assert [h["step"] for h in result["history"]] == [1, 2, 3]
+    with safe_open(out / "model.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    assert json.loads((out / "config.json").read_text())["model_type"] == "qwen2_5_vl"
+    assert (out / "README.md").is_file() and json.loads((out / "training.json").read_text())["config"]["steps"] == 3
+
+    vlm = VisionLanguageModel.from_pretrained(out, device="cpu")
+    image = render(_scene())
+    answer = vlm.ground(image, "the red circle", max_new_tokens=6)
+    assert isinstance(answer, Answer) and answer.family == "qwen2_5_vl"
+    assert answer.usage.image_tokens == 16
+    # Training inputs are the SDK's inputs: same ids, pixels and grid as VisionLanguageModel prepares.
+    prompt = vlm.family.ground_prompt.format(query="the red circle")
+    ours = encode_prompt(vlm.processor, prompt, image)
+    sdk = vlm._prepare([to_conversation(prompt, images=[image])], thinking=None, min_pixels=None,
+                       max_pixels=None).inputs
+    for key in ("input_ids", "pixel_values", "image_grid_thw", "mm_token_type_ids"):
+        assert torch.equal(ours[key], sdk[key])
+    clip = video_sample(sample_video(np.random.default_rng(2), n_frames=6), "zh", np.random.default_rng(3))
+    part = video_part(clip.frames, clip.scene.fps, pixel_budget(vlm.processor))
+    ours = encode_prompt(vlm.processor, clip.prompt, video=part)
+    sdk = vlm._prepare([to_conversation(clip.prompt, videos=[part])], thinking=None, min_pixels=None,
+                       max_pixels=None).inputs
+    for key in ("input_ids", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "mm_token_type_ids"):
+        assert torch.equal(ours[key], sdk[key])
+    scores = evaluate_vlm(out, n=2, seed=0, split="val", verbose=False)
+    assert set(scores) == {"grounding_acc50", "grounding_miou", "vqa_acc", "caption_em", "temporal_miou",
+                           "temporal_acc50", "n"} and all(0 <= v <= 1 for k, v in scores.items() if k != "n")
+
+    resumed = train_vlm(replace(CONFIG, steps=4), out=out, ckpt_dir=ckpt, resume=True)
+    assert [h["step"] for h in resumed["history"]] == [1, 2, 3, 4]
