@@ -49,9 +49,9 @@ def data_dir(tmp_path_factory):
 
 def _lora_b_norms(adapter) -> dict[str, float]:
     state = load_file(str(adapter))
-    # diffusers layout: UNet "...to_q.lora.up.weight", text encoders "...q_proj.lora_linear_layer.up.weight"
-    ups = {k: v.float().norm().item() for k, v in state.items() if k.endswith("up.weight")}
-    assert len(ups) == sum(1 for k in state if k.endswith("down.weight")) == len(state) // 2 > 0
+    # UNet in peft's layout ("...to_q.lora_B.weight"), text encoders in diffusers' ("...lora_linear_layer.up.weight")
+    ups = {k: v.float().norm().item() for k, v in state.items() if k.endswith(("up.weight", "lora_B.weight"))}
+    assert len(ups) == sum(1 for k in state if k.endswith(("down.weight", "lora_A.weight"))) == len(state) // 2 > 0
     return ups
 
 
@@ -121,6 +121,23 @@ def test_sd15_adapter_changes_image_generator_output(bases, sd15_run):
     generator.loras.load(sd15_run[1].adapter_path, name="trained")
     after = draw()
     assert before.shape == (32, 32, 3) and np.abs(after - before).max() >= 1.0  # at least one 8-bit level
+
+
+@pytest.mark.slow
+def test_convolution_and_feed_forward_targets_load_whole(bases, data_dir, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    targets = ("to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2", "ff.net.2")
+    config = TrainLoraConfig(base=str(bases["sd15"]), data_dir=data_dir, output_dir=tmp_path, max_steps=1,
+                             target_modules=targets, **RUN)
+    result = train_lora(config, progress=False)
+    keys = list(load_file(str(result.adapter_path)))
+    assert keys and all(".lora_A." in k or ".lora_B." in k for k in keys)  # one layout, whatever the targets
+    assert any(".conv1." in k for k in keys) and any(".to_q." in k for k in keys)
+    pipe = StableDiffusionPipeline.from_pretrained(bases["sd15"])
+    pipe.load_lora_weights(str(tmp_path))
+    wrapped = [n for n, m in pipe.unet.named_modules() if hasattr(m, "lora_A") and "default_0" in m.lora_A]
+    assert len(wrapped) == len(keys) // 2  # every trained layer came back, none dropped
 
 
 @pytest.mark.slow

@@ -164,17 +164,20 @@ def adapter_layers(models: LoraModels, unwrap=lambda m: m) -> dict:
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
-    def layers(module) -> tuple[dict, dict]:
+    def layers(module, *, convert: bool) -> tuple[dict, dict]:
         module = unwrap(module)
         # save_embedding_layers=False: no embeddings are trained, and "auto" would look for a hub config.
         state = get_peft_model_state_dict(module, save_embedding_layers=False)
-        return convert_state_dict_to_diffusers(state), module.peft_config["default"].to_dict()
+        return (convert_state_dict_to_diffusers(state) if convert else state), module.peft_config["default"].to_dict()
 
     kwargs = {}
-    kwargs["unet_lora_layers"], kwargs["unet_lora_adapter_metadata"] = layers(models.unet)
+    # The UNet stays in peft's key layout: diffusers' conversion renames only attention projections, so a
+    # LoRA that also targets convolutions or feed-forward layers would mix two layouts, and diffusers (which
+    # reads the layout off the first key) would then silently drop half of the layers when loading.
+    kwargs["unet_lora_layers"], kwargs["unet_lora_adapter_metadata"] = layers(models.unet, convert=False)
     for index in models.trained_text_encoders:
         name = "text_encoder" if index == 0 else "text_encoder_2"
-        kwargs[f"{name}_lora_layers"], kwargs[f"{name}_lora_adapter_metadata"] = layers(models.text_encoders[index])
+        kwargs[f"{name}_lora_layers"], kwargs[f"{name}_lora_adapter_metadata"] = layers(models.text_encoders[index], convert=True)
     return kwargs
 
 
