@@ -24,13 +24,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .bundled import BUNDLED
 from .files import atomic_write, atomic_write_bytes, atomic_write_json
 
 __all__ = ["run_demo", "DemoModel", "pick_models", "tiny_banner", "SCRIPT", "TRAINED_GENERATOR", "TRAINED_VLM", "TINY_BANNER"]
 
-WEIGHTS = Path(__file__).resolve().parent / "shapes" / "weights"
-TRAINED_GENERATOR = WEIGHTS / "shapes-sd"
-TRAINED_VLM = WEIGHTS / "shapes-qwen2.5-vl"
+TRAINED_GENERATOR = BUNDLED["mmkit/shapes-sd"].path
+TRAINED_VLM = BUNDLED["mmkit/shapes-qwen2.5-vl"].path
 
 TINY_BANNER = {
     ("vlm", "generator"): (

@@ -3,7 +3,8 @@
 Owns, for checkpoints (`loading`), ControlNets (`controlnet`), LoRAs (`lora`) and LoRA training
 (`training.models`):
 
-- what a source is: a local file, a local folder, or a hub id (`"owner/name"`), else `ModelLoadError`;
+- what a source is: a local file, a local folder, a bundled model (`"mmkit/shapes-sd"`, see `mmkit.bundled`) or
+  a hub id (`"owner/name"`), else `ModelLoadError`;
 - the pickle rule: `.ckpt/.bin/.pt/.pth/.pkl` weights can run code when loaded, so they are refused with
   `UnsafeSourceError` unless `allow_pickle=True` (a folder is refused when it holds pickle weights and no
   `.safetensors`); `use_safetensors()` is the matching diffusers argument;
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..bundled import bundled_path, is_bundled_name
 from ..exceptions import ModelLoadError, UnsafeSourceError, UsageError
 
 __all__ = [
@@ -116,6 +118,9 @@ def resolve_source(source: str | os.PathLike, *, allow_pickle: bool, what: str) 
         return Source("file", text, path)
     if path.is_dir():
         return Source("folder", text, path)
+    if is_bundled_name(text):  # "mmkit/shapes-sd": a model shipped with mmkit, never fetched
+        folder = bundled_path(text)
+        return Source("folder", str(folder), folder)
     if is_hub_id(text):
         return Source("hub", text)
     raise ModelLoadError(f"{what} source not found (No such file or folder, and not a hub id)", received=text,

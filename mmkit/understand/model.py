@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ..bundled import bundled_path, is_bundled_name
 from ..devices import DevicePlan, plan_device
 from ..exceptions import ModelLoadError
 from .answer import Answer, Timings, Usage
@@ -148,6 +149,8 @@ class VisionLanguageModel:
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
         source = str(model_id_or_path)
+        if is_bundled_name(source):  # "mmkit/shapes-qwen2.5-vl": shipped with mmkit, never fetched
+            source = str(bundled_path(source))
         check_sampling(generation or {}, "generation")
         plan = plan_device(device, dtype, attention)
         hub = {"revision": revision, "local_files_only": local_files_only}
