@@ -131,13 +131,28 @@ def test_grounding_samples_use_the_sdk_prompt_and_multi_instance_answers():
 
 
 def test_batches_depend_only_on_seed_and_step(processor):
-    a, b = _batch(3, CONFIG, processor, (112, 112)), _batch(3, CONFIG, processor, (112, 112))
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    c = _batch(4, CONFIG, processor, (112, 112))
+    (a, la), (b, lb) = _batch(3, CONFIG, processor, (112, 112)), _batch(3, CONFIG, processor, (112, 112))
+    assert all(torch.equal(a[k], b[k]) for k in a) and torch.equal(la, lb)
+    c, lc = _batch(4, CONFIG, processor, (112, 112))
     assert c["pixel_values"].shape == a["pixel_values"].shape  # 4 images x 64 patches either way
     assert not torch.equal(c["pixel_values"], a["pixel_values"])
-    clips = _batch(2, CONFIG, processor, (112, 112))  # every 3rd step: a batch of 2 clips, no stills
-    assert clips["video_grid_thw"].shape == (2, 3) and "pixel_values" not in clips
+    assert la.shape == lc.shape == (4 * 64,) and int(la.max()) > 0  # one class per patch, some shapes in it
+    clips, none = _batch(2, CONFIG, processor, (112, 112))  # every 3rd step: a batch of 2 clips, no stills
+    assert clips["video_grid_thw"].shape == (2, 3) and "pixel_values" not in clips and none is None
+
+
+def test_patch_labels_follow_the_processors_merged_token_order():
+    from mmkit.shapes.scene import Scene, ShapeSpec
+    from mmkit.shapes.training.vlm_patch_loss import N_CLASSES, patch_labels
+    from mmkit.understand.answer import Box
+
+    # a red square filling pixels 8-24 x 0-16 of a 64 px image: patches (row 0, cols 1-2) and (row 1, cols 1-2)
+    shape = ShapeSpec(kind="square", colour="red", box=Box(x1=8, y1=0, x2=24, y2=16), position="top left")
+    labels = patch_labels(Scene(size=64, background="white", shapes=(shape,)), 8)
+    cls = int(labels.max())
+    assert 0 < cls < N_CLASSES and set(labels.tolist()) == {0, cls}
+    # merged token 0 = patches (0,0) (0,1) (1,0) (1,1); token 1 = (0,2) (0,3) (1,2) (1,3)
+    assert labels[:8].tolist() == [0, cls, 0, cls, cls, 0, cls, 0] and not labels[8:].any()
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ import torch
 from ...exceptions import UsageError
 from .vlm_data import TaskMix, collate, encode_sample, input_size_for, pixel_budget, sample_train, world_corpus
 from .vlm_evaluate import evaluate_vlm
+from .vlm_patch_loss import PatchHead, captured_image_features, patch_labels, patch_loss
 from .vlm_model import DEFAULT_ARCH, TINY_ARCH, VlmArch, build_model, build_processor, count_parameters, save_folder
 from .vlm_tokenizer import build_world_tokenizer
 
@@ -58,6 +59,7 @@ class VlmTrainConfig:
     eval_n: int = 40  # held-out examples per task for the periodic evaluation (val split)
     final_eval_n: int = 200  # for the model card (test split); 0: skip
     log_every: int = 10
+    patch_loss_weight: float = 1.0  # dense patch supervision of the ViT (vlm_patch_loss); 0: language loss only
     corpus_n: int = 2000  # tokenizer corpus: samples per language
     arch: VlmArch = DEFAULT_ARCH
     mix: TaskMix = field(default_factory=TaskMix)
@@ -71,26 +73,31 @@ def _lr(step: int, config: VlmTrainConfig) -> float:
     return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> dict[str, torch.Tensor]:
+def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """The batch of step `step` and, for image batches, the patch classes of its images (batch order)."""
     rng = np.random.default_rng([config.seed, step])
     clips = config.video_every > 0 and (step + 1) % config.video_every == 0
     task, size = ("video", config.video_batch_size) if clips else (None, config.batch_size)
-    encoded = [encode_sample(processor, sample_train(rng, mix=config.mix, input_size=input_size, task=task))
-               for _ in range(size)]
-    return collate(encoded, processor.tokenizer.pad_token_id)
+    samples = [sample_train(rng, mix=config.mix, input_size=input_size, task=task) for _ in range(size)]
+    batch = collate([encode_sample(processor, s) for s in samples], processor.tokenizer.pad_token_id)
+    if clips:
+        return batch, None
+    grid = input_size[0] // 14  # patches per side of the resized input (patch_size 14)
+    return batch, torch.from_numpy(np.concatenate([patch_labels(s.scene, grid) for s in samples]))
 
 
-def _save_state(ckpt: Path, model, optimizer, step: int, history: list) -> None:
+def _save_state(ckpt: Path, model, head, optimizer, step: int, history: list) -> None:
     ckpt.mkdir(parents=True, exist_ok=True)
     tmp = ckpt / (_STATE + ".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "history": json.dumps(history)}, tmp)
+    torch.save({"model": model.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
+                "step": step, "history": json.dumps(history)}, tmp)
     os.replace(tmp, ckpt / _STATE)
 
 
-def _load_state(ckpt: Path, model, optimizer) -> tuple[int, list]:
+def _load_state(ckpt: Path, model, head, optimizer) -> tuple[int, list]:
     state = torch.load(ckpt / _STATE, weights_only=True)  # our own file; tensors and plain values only
     model.load_state_dict(state["model"])
+    head.load_state_dict(state["head"])
     optimizer.load_state_dict(state["optimizer"])
     return int(state["step"]), json.loads(state["history"])
 
@@ -108,11 +115,13 @@ def _setup(config: VlmTrainConfig, ckpt: Path, resume: bool):
         processor = build_processor(config.arch, build_world_tokenizer(world_corpus(config.corpus_n)))
         processor.save_pretrained(ckpt / "processor")
     model = build_model(config.arch, processor.tokenizer, seed=config.seed)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
-    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    head = PatchHead(config.arch.text_hidden)  # training-only read-out (vlm_patch_loss); not shipped
+    named = [*model.named_parameters(), *(("head." + n, p) for n, p in head.named_parameters())]
+    decay = [p for n, p in named if p.ndim >= 2 and "embed" not in n]
+    rest = [p for n, p in named if not (p.ndim >= 2 and "embed" not in n)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": rest, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.98))
-    return processor, model, optimizer
+    return processor, model, head, optimizer
 
 
 def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLike = DEFAULT_OUT,
@@ -136,8 +145,8 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
     if resume and not (ckpt / _STATE).is_file():
         raise UsageError("nothing to resume from", received=str(ckpt), fix="drop --resume or pass the right --ckpt-dir")
     torch.set_num_threads(config.threads)
-    processor, model, optimizer = _setup(config, ckpt, resume)
-    start, history = _load_state(ckpt, model, optimizer) if resume else (0, [])
+    processor, model, head, optimizer = _setup(config, ckpt, resume)
+    start, history = _load_state(ckpt, model, head, optimizer) if resume else (0, [])
     input_size = input_size_for((64, 64), pixel_budget(processor), 14)
     print(f"shapes VLM: {count_parameters(model) / 1e6:.2f} M params, vocab {len(processor.tokenizer)}, "
           f"input {input_size}, steps {start}->{config.steps}, batch {config.batch_size}", flush=True)
@@ -147,9 +156,13 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         tick = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = _lr(step, config)
-        loss = model(**_batch(step, config, processor, input_size), use_cache=False).loss
+        batch, labels = _batch(step, config, processor, input_size)
+        with captured_image_features(model) as features:
+            loss = model(**batch, use_cache=False).loss
+        if labels is not None and config.patch_loss_weight:
+            loss = loss + config.patch_loss_weight * patch_loss(head, features, labels)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        torch.nn.utils.clip_grad_norm_([*model.parameters(), *head.parameters()], config.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         window.append((loss.item(), time.perf_counter() - tick))
@@ -164,7 +177,7 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
             history.append({"step": done, "val": evaluate_vlm(folder, n=config.eval_n, seed=1, split="val")})
             model.train()
         if done % config.checkpoint_every == 0 or done == config.steps:
-            _save_state(ckpt, model, optimizer, done, history)
+            _save_state(ckpt, model, head, optimizer, done, history)
     seconds = time.perf_counter() - began
     return _finish(config, model, processor, out, history, seconds, start)
 
