@@ -119,4 +119,4 @@ def list_tasks() -> list[str]:
 
 
 def _load_builtin_tasks() -> None:
-    from . import task_geneval, task_understanding  # noqa: F401  (registers on import)
+    from . import task_geneval, task_shapes, task_understanding  # noqa: F401  (registers on import)

@@ -5,6 +5,7 @@
     mmkit ask image.png "what is this?"
     mmkit train-lora --base DIR --data-dir DIR --output-dir DIR
     mmkit eval TASK --model PATH [--data FILE] [--limit N] [--output DIR]
+    mmkit quality [--limit N] [--task NAME]
     mmkit bench [--vlm ...] [--generator ...] [--random-full-size NAME] [--device cuda]
     mmkit tiny DIR                  build the tiny test checkpoints into DIR
 
@@ -81,6 +82,12 @@ def _eval(argv: Sequence[str]) -> int:
     return eval_main(list(argv))
 
 
+def _quality(argv: Sequence[str]) -> int:
+    from .evals.quality import main as quality_main
+
+    return quality_main(list(argv))
+
+
 def _bench(argv: Sequence[str]) -> int:
     from .evals.bench import main as bench_main
 
@@ -136,13 +143,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("train-lora", help="train a LoRA (see: mmkit train-lora --help)", add_help=False)
     sub.add_parser("eval", help="score a model on a task (see: mmkit eval --help)", add_help=False)
+    sub.add_parser("quality", help="the shapes-world quality table of the bundled models (see: mmkit quality --help)",
+                   add_help=False)
     sub.add_parser("bench", help="latency, throughput, memory and SDK overhead (see: mmkit bench --help)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    forwarded = {"train-lora": _train_lora, "eval": _eval, "bench": _bench}
+    forwarded = {"train-lora": _train_lora, "eval": _eval, "quality": _quality, "bench": _bench}
     if argv and argv[0] in forwarded:
         return forwarded[argv[0]](argv[1:])
     args = _parser().parse_args(argv)

@@ -92,7 +92,9 @@ def test_registry_did_you_mean():
         get_task("grunding")
     with pytest.raises(UsageError, match="did you mean 'acc@0.5'"):
         get_metric("acc@05")
-    assert list_tasks() == ["geneval", "grounding", "temporal_grounding", "vqa"]
+    assert list_tasks() == ["geneval", "grounding", "shapes_controlnet", "shapes_grounding", "shapes_inpaint",
+                            "shapes_lora", "shapes_temporal", "shapes_text_to_image", "shapes_vqa",
+                            "temporal_grounding", "vqa"]
     assert all(get_task(n).version == "1.0" for n in list_tasks())
     reg = Registry("thing")
     reg.add("x", 1)

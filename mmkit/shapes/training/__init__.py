@@ -7,14 +7,23 @@
 - `evaluate_generator`: the oracle's scores of a saved pipeline (text-to-image, inpainting).
 - `train_vlm` (+ `vlm_data`, `vlm_model`, `vlm_tokenizer`): a Qwen2.5-VL-architecture model trained from
   scratch to caption, answer and ground in its native resized-pixel format
-  (`python -m mmkit.shapes.training.train_vlm`); `vlm_evaluate`: its scores through the SDK path.
+  (`python -m mmkit.shapes.training.train_vlm`); `vlm_patch_loss`: the training-only dense patch supervision
+  that keeps its from-scratch ViT informative; `vlm_evaluate`: its scores through the SDK path.
+- `train_controlnet` (+ `evaluate_controlnet`): a canny `ControlNetModel` for the generator.
+- `train_concept_lora`: a LoRA teaching the generator a held-out shape (the star), trained with
+  `mmkit.generate.train_lora` unchanged.
+Each script prints its time and final metrics; `mmkit quality` measures the committed weights.
 """
 
-__all__ = ["GeneratorConfig", "train_generator", "evaluate_generator", "VlmTrainConfig", "train_vlm", "evaluate_vlm"]
+__all__ = ["GeneratorConfig", "train_generator", "evaluate_generator", "VlmTrainConfig", "train_vlm", "evaluate_vlm",
+           "ControlNetConfig", "train_controlnet", "evaluate_controlnet", "ConceptLoraConfig", "train_concept_lora",
+           "evaluate_concept_lora"]
 
 _HOME = {"GeneratorConfig": "train_generator", "train_generator": "train_generator",
          "evaluate_generator": "evaluate_generator", "VlmTrainConfig": "train_vlm", "train_vlm": "train_vlm",
-         "evaluate_vlm": "vlm_evaluate"}
+         "evaluate_vlm": "vlm_evaluate", "ControlNetConfig": "train_controlnet", "train_controlnet": "train_controlnet",
+         "evaluate_controlnet": "evaluate_controlnet", "ConceptLoraConfig": "train_concept_lora",
+         "train_concept_lora": "train_concept_lora", "evaluate_concept_lora": "train_concept_lora"}
 
 
 def __getattr__(name: str):

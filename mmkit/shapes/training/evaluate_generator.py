@@ -24,8 +24,8 @@ from ..language import caption
 from ..scene import Scene, ShapeSpec
 from ..vocab import BASE_KINDS, COLOURS
 
-__all__ = ["evaluate_generator", "single_prompts", "pair_prompts", "inpaint_cases",
-           "quick_scores", "masked_psnr"]
+__all__ = ["evaluate_generator", "single_prompts", "pair_prompts", "inpaint_cases", "InpaintCase",
+           "prompt_trial", "inpaint_trial", "quick_scores", "masked_psnr", "SIZE", "STEPS", "GUIDANCE"]
 
 SIZE = 64
 STEPS = 20
@@ -113,6 +113,21 @@ def quick_scores(pipe, *, n: int = 24, seed: int = 1234, steps: int = 15, guidan
     return scores
 
 
+def prompt_trial(gen, prompt: str, seed: int, *, steps: int = STEPS, guidance_scale: float = GUIDANCE):
+    """One text-to-image trial through the SDK: (the oracle passes the image for `prompt`, the image)."""
+    image = gen.text_to_image(prompt, seed=seed, steps=steps, guidance_scale=guidance_scale, width=SIZE,
+                              height=SIZE).images[0]
+    return judge_caption(image, prompt).passed, image
+
+
+def inpaint_trial(gen, case: InpaintCase, seed: int, *, steps: int = STEPS, guidance_scale: float = GUIDANCE):
+    """One inpainting trial: (oracle passes the wanted caption, PSNR of the unmasked pixels in dB, the image).
+    A trial succeeds when the oracle passes and the PSNR is >= 30 dB."""
+    result = gen.inpaint(case.image, case.mask, case.prompt, seed=seed, steps=steps,
+                         guidance_scale=guidance_scale).images[0]
+    return judge_caption(result, case.prompt).passed, masked_psnr(result, case.image, case.keep), result
+
+
 def evaluate_generator(pipeline_dir: str | os.PathLike, n: int = 200, seed: int = 0, *, steps: int = STEPS,
                        guidance_scale: float = GUIDANCE, inpaint_n: int | None = None,
                        show: bool = True) -> dict:
@@ -133,18 +148,16 @@ def evaluate_generator(pipeline_dir: str | os.PathLike, n: int = 200, seed: int 
     from ...generate import ImageGenerator
 
     gen = ImageGenerator.from_pretrained(pipeline_dir, device="cpu", progress=False)
-    common = dict(steps=steps, guidance_scale=guidance_scale, width=SIZE, height=SIZE)
+    common = dict(steps=steps, guidance_scale=guidance_scale)
     out: dict = {"n": n, "steps": steps, "guidance_scale": guidance_scale}
     for name, prompts in (("single", single_prompts(n, seed)), ("pair", pair_prompts(n, seed))):
-        images = [gen.text_to_image(p, seed=seed + i, **common).images[0] for i, p in enumerate(prompts)]
-        out[name] = _rate(images, prompts)
+        out[name] = sum(prompt_trial(gen, p, seed + i, **common)[0] for i, p in enumerate(prompts)) / max(1, n)
     cases = inpaint_cases(n // 2 if inpaint_n is None else inpaint_n, seed)
     oracle_ok, psnrs = [], []
     for i, case in enumerate(cases):
-        result = gen.inpaint(case.image, case.mask, case.prompt, seed=seed + i, steps=steps,
-                             guidance_scale=guidance_scale).images[0]
-        oracle_ok.append(judge_caption(result, case.prompt).passed)
-        psnrs.append(masked_psnr(result, case.image, case.keep))
+        ok, psnr, _ = inpaint_trial(gen, case, seed + i, **common)
+        oracle_ok.append(ok)
+        psnrs.append(psnr)
     out["inpaint"] = sum(ok and p >= 30 for ok, p in zip(oracle_ok, psnrs)) / max(1, len(cases))
     out["inpaint_oracle"] = sum(oracle_ok) / max(1, len(cases))
     out["inpaint_psnr_db"] = float(np.median(psnrs)) if psnrs else float("nan")

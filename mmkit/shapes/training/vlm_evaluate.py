@@ -21,7 +21,7 @@ from typing import Literal
 
 from ..datasets import make_dataset
 
-__all__ = ["evaluate_vlm"]
+__all__ = ["evaluate_vlm", "halves", "grounding_iou", "exact_answer", "temporal_iou"]
 
 
 def _span_iou(a, b) -> float:
@@ -30,39 +30,49 @@ def _span_iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _grounding(vlm, examples) -> dict[str, float]:
+def grounding_iou(vlm, example) -> tuple[float, object]:
+    """IoU of the first box `vlm.ground` returns for a grounding example (0 without a box), and the answer."""
     from ...understand.grounding import iou
 
-    ious = []
-    for ex in examples:
-        answer = vlm.ground(ex.image, ex.text, max_new_tokens=64)
-        ious.append(iou(answer.boxes[0], ex.box) if answer.boxes else 0.0)
+    answer = vlm.ground(example.image, example.text, max_new_tokens=64)
+    return (iou(answer.boxes[0], example.box) if answer.boxes else 0.0), answer
+
+
+def exact_answer(vlm, example, *, caption: bool = False) -> tuple[bool, object]:
+    """Whether the greedy answer to a VQA example (or, with `caption`, "Describe this image.") is exactly
+    the canonical answer (caption), and the answer."""
+    from .vlm_data import CAPTION_PROMPTS
+
+    prompt, want = (CAPTION_PROMPTS[example.lang], example.text) if caption else (example.text, example.answer)
+    answer = vlm.chat(prompt, images=[example.image], max_new_tokens=48 if caption else 16, do_sample=False)
+    return answer.text.strip() == want, answer
+
+
+def temporal_iou(vlm, example) -> tuple[float, object]:
+    """Interval IoU of the first span answered about a clip example (0 without a span), and the answer."""
+    from .vlm_data import pixel_budget, video_part
+
+    part = video_part(example.frames, example.scene.fps, pixel_budget(vlm.processor))
+    answer = vlm.chat(example.text, videos=[part], max_new_tokens=24, do_sample=False)
+    return (_span_iou(answer.spans[0], example.span) if answer.spans else 0.0), answer
+
+
+def _grounding(vlm, examples) -> dict[str, float]:
+    ious = [grounding_iou(vlm, ex)[0] for ex in examples]
     return {"grounding_acc50": sum(v >= 0.5 for v in ious) / len(ious), "grounding_miou": sum(ious) / len(ious)}
 
 
 def _exact(vlm, examples, *, caption: bool) -> float:
-    from .vlm_data import CAPTION_PROMPTS
-
-    hits = 0
-    for ex in examples:
-        prompt, want = (CAPTION_PROMPTS[ex.lang], ex.text) if caption else (ex.text, ex.answer)
-        answer = vlm.chat(prompt, images=[ex.image], max_new_tokens=48 if caption else 16, do_sample=False)
-        hits += answer.text.strip() == want
-    return hits / len(examples)
+    return sum(exact_answer(vlm, ex, caption=caption)[0] for ex in examples) / len(examples)
 
 
 def _temporal(vlm, examples) -> dict[str, float]:
-    from .vlm_data import pixel_budget, video_part
-
-    pixels, ious = pixel_budget(vlm.processor), []
-    for ex in examples:
-        part = video_part(ex.frames, ex.scene.fps, pixels)
-        answer = vlm.chat(ex.text, videos=[part], max_new_tokens=24, do_sample=False)
-        ious.append(_span_iou(answer.spans[0], ex.span) if answer.spans else 0.0)
+    ious = [temporal_iou(vlm, ex)[0] for ex in examples]
     return {"temporal_miou": sum(ious) / len(ious), "temporal_acc50": sum(v >= 0.5 for v in ious) / len(ious)}
 
 
-def _halves(kind: str, n: int, seed: int, split: str) -> list:
+def halves(kind: str, n: int, seed: int, split: str) -> list:
+    """`n` examples of `kind`: the first half English, the second Chinese (the evaluation sets)."""
     en = make_dataset(kind, n - n // 2, seed, split, lang="en")  # type: ignore[arg-type]
     zh = make_dataset(kind, n // 2, seed + 1, split, lang="zh")  # type: ignore[arg-type]
     return en + zh
@@ -87,11 +97,11 @@ def evaluate_vlm(model_dir: str | os.PathLike, *, n: int = 100, seed: int = 0,
     from ...understand.model import VisionLanguageModel
 
     vlm = VisionLanguageModel.from_pretrained(model_dir, device="cpu", dtype="float32")
-    scores = _grounding(vlm, _halves("grounding", n, seed, split))
-    scores["vqa_acc"] = _exact(vlm, _halves("vqa", n, seed, split), caption=False)
-    scores["caption_em"] = _exact(vlm, _halves("caption", n, seed, split), caption=True)
+    scores = _grounding(vlm, halves("grounding", n, seed, split))
+    scores["vqa_acc"] = _exact(vlm, halves("vqa", n, seed, split), caption=False)
+    scores["caption_em"] = _exact(vlm, halves("caption", n, seed, split), caption=True)
     if video:
-        scores.update(_temporal(vlm, _halves("video", n, seed, split)))
+        scores.update(_temporal(vlm, halves("video", n, seed, split)))
     scores["n"] = float(n)
     if verbose:
         print(f"{'metric':<22}{'value':>8}   ({split} split, n={n} per task, seed={seed})")
