@@ -32,11 +32,10 @@ from urllib.parse import urlsplit
 
 from mmkit.exceptions import MmkitError, ServerError, UnsafeSourceError, UsageError
 from mmkit.media import is_public_address
-from mmkit.media.fetch import PinnedHTTPConnection, PinnedHTTPSConnection
+from mmkit.media.fetch import PinnedHTTPConnection, PinnedHTTPSConnection, read_bounded, remaining
 
 __all__ = ["ServerClient", "split_base_url"]
 
-_CHUNK = 64 * 1024
 _ERROR_BODY_BYTES = 64 * 1024  # an error page is read up to this many bytes for its message
 
 
@@ -180,8 +179,9 @@ class ServerClient:
                 conn, response, sock = self._send(method, path, body, deadline)
 
                 def read(limit: int, *, one_chunk: bool = False) -> bytes:
-                    return _read_bounded(response, sock, limit, deadline, url, one_chunk=one_chunk,
-                                         configured=self.max_response_bytes)
+                    configured = self.max_response_bytes  # `limit` is what is left of it
+                    return read_bounded(response, sock, limit, deadline, one_chunk=one_chunk,
+                                        too_large=lambda received: _too_large(configured, received, url))
 
                 if not 200 <= response.status < 300:
                     raise _http_error(response, read, url)
@@ -197,9 +197,9 @@ class ServerClient:
         if scheme == "https":
             context = ssl.create_default_context(cafile=self.ca_file)  # verifying; ca_file adds a private CA
             conn: http.client.HTTPConnection = PinnedHTTPSConnection(
-                host, port, address=address, timeout=_remaining(deadline), context=context)
+                host, port, address=address, timeout=remaining(deadline), context=context)
         else:
-            conn = PinnedHTTPConnection(host, port, address=address, timeout=_remaining(deadline))
+            conn = PinnedHTTPConnection(host, port, address=address, timeout=remaining(deadline))
         headers = {"Accept": "application/json, text/event-stream", "Accept-Encoding": "identity",
                    "User-Agent": "mmkit/0.1"}
         payload = None
@@ -211,7 +211,7 @@ class ServerClient:
         try:
             conn.request(method, prefix + path, body=payload, headers=headers)
             sock = conn.sock  # kept: getresponse() may hand the socket over to the response
-            sock.settimeout(_remaining(deadline))
+            sock.settimeout(remaining(deadline))
             return conn, conn.getresponse(), sock
         except BaseException:
             conn.close()
@@ -258,38 +258,9 @@ class ServerClient:
                                    fix="Check the server is running and reachable") from err
 
 
-def _read_bounded(response: Any, sock: Any, limit: int, deadline: float, url: str, *, one_chunk: bool,
-                  configured: int) -> bytes:
-    """The whole body, or (`one_chunk`, for streams) the next chunk; more than `limit` bytes raises (the
-    message names `configured`, the caller's max_response_bytes, of which `limit` is what is left)."""
-    length = response.getheader("Content-Length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise _too_large(configured, int(length), url)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        sock.settimeout(_remaining(deadline))  # each wait is bounded by what is left of the deadline
-        chunk = response.read1(_CHUNK)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(configured, f">{configured}", url)
-        chunks.append(chunk)
-        if one_chunk:
-            return chunk
-
-
 def _too_large(limit: int, received: Any, url: str) -> ServerError:
     return ServerError(f"The server's answer is larger than max_response_bytes={limit}", received=received,
                             fix=f"Raise max_response_bytes, or lower max_new_tokens ({url})")
-
-
-def _remaining(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("deadline passed")
-    return left
 
 
 def _decode_json(raw: bytes, url: str) -> Any:

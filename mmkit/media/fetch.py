@@ -21,12 +21,13 @@ import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import Any, BinaryIO, Callable, Union
 from urllib.parse import unquote, unquote_to_bytes, urljoin, urlsplit
 
 from ..exceptions import MediaError, UnsafeSourceError, UsageError
 
-__all__ = ["MediaPolicy", "DEFAULT_MEDIA_POLICY", "FetchedSource", "MediaSource", "read_source", "is_public_address"]
+__all__ = ["MediaPolicy", "DEFAULT_MEDIA_POLICY", "FetchedSource", "MediaSource", "read_source", "is_public_address",
+           "read_bounded", "remaining"]
 
 MediaSource = Union[str, os.PathLike, bytes, bytearray, memoryview]
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -315,17 +316,17 @@ def _request(url: str, policy: MediaPolicy, deadline: float) -> tuple[int, str |
         raise UsageError("URL has no host", received=url, fix="Use http(s)://host/path")
     port = parts.port or (443 if scheme == "https" else 80)
     address = _pick_address(parts.hostname, port, policy, url)
-    remaining = _remaining(deadline)
+    left = remaining(deadline)
     if scheme == "https":
         conn: http.client.HTTPConnection = PinnedHTTPSConnection(
-            parts.hostname, port, address=address, timeout=remaining)
+            parts.hostname, port, address=address, timeout=left)
     else:
-        conn = PinnedHTTPConnection(parts.hostname, port, address=address, timeout=remaining)
+        conn = PinnedHTTPConnection(parts.hostname, port, address=address, timeout=left)
     try:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         conn.request("GET", path, headers={"User-Agent": policy.user_agent, "Accept-Encoding": "identity"})
         sock = conn.sock  # kept: getresponse() may hand the socket over to the response
-        sock.settimeout(_remaining(deadline))
+        sock.settimeout(remaining(deadline))
         response = conn.getresponse()
         if response.status in _REDIRECTS and response.getheader("Location"):
             return response.status, response.getheader("Location"), b""
@@ -340,25 +341,42 @@ def _request(url: str, policy: MediaPolicy, deadline: float) -> tuple[int, str |
 def _read_body(
     response: http.client.HTTPResponse, sock: socket.socket, policy: MediaPolicy, deadline: float
 ) -> bytes:
+    def too_large(received: Any) -> MediaError:
+        return MediaError(f"response is larger than max_bytes={policy.max_bytes}", received=received,
+                          fix="Raise MediaPolicy.max_bytes if you expect files this large")
+
+    return read_bounded(response, sock, policy.max_bytes, deadline, too_large=too_large)
+
+
+def read_bounded(response: Any, sock: Any, limit: int, deadline: float, *, too_large: Callable[[Any], Exception],
+                 one_chunk: bool = False) -> bytes:
+    """The whole body of an HTTP response (or, with `one_chunk`, its next chunk, for streams), never more than
+    `limit` bytes and never past the monotonic `deadline`: each socket wait is bounded by the time left.
+
+    Raises:
+        `too_large(received)` when the Content-Length or the bytes read exceed `limit`; TimeoutError when the
+        deadline passes.
+    """
     length = response.getheader("Content-Length")
-    if length is not None and length.isdigit() and int(length) > policy.max_bytes:
-        raise MediaError(f"response is larger than max_bytes={policy.max_bytes}", received=int(length),
-                         fix="Raise MediaPolicy.max_bytes if you expect files this large")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise too_large(int(length))
     chunks: list[bytes] = []
     size = 0
     while True:
-        sock.settimeout(_remaining(deadline))  # each wait is bounded by what is left of the deadline
+        sock.settimeout(remaining(deadline))  # each wait is bounded by what is left of the deadline
         chunk = response.read1(_CHUNK)
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
-        if size > policy.max_bytes:
-            raise MediaError(f"response is larger than max_bytes={policy.max_bytes}", received=f">{policy.max_bytes}",
-                             fix="Raise MediaPolicy.max_bytes if you expect files this large")
+        if size > limit:
+            raise too_large(f">{limit}")
         chunks.append(chunk)
+        if one_chunk:
+            return chunk
 
 
-def _remaining(deadline: float) -> float:
+def remaining(deadline: float) -> float:
+    """Seconds left before the monotonic `deadline`; TimeoutError once it has passed."""
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError("deadline passed")
