@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 
-__all__ = ["normalize_answer", "match_open", "infer_choice", "match_choice"]
+__all__ = ["normalize_answer", "match_open", "vqa_soft_score", "infer_choice", "match_choice"]
 
 _NUMBERS = {w: str(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -48,6 +48,24 @@ def match_open(prediction: str, answers: str | Sequence[str]) -> bool:
         if got[-len(want):] == want and not {"not", "no", "never"} & set(got[: -len(want)]):
             return True
     return False
+
+
+def vqa_soft_score(prediction: str, answers: Sequence[str]) -> float:
+    """VQAv2's accuracy: min(#annotators who gave the answer / 3, 1), averaged over the ten leave-one-out
+    subsets of the annotators as the official evaluation does (so 3 matches of 10 score 0.9, not 1.0).
+    Answers are compared after `normalize_answer` (lower case, articles and punctuation dropped, number words
+    as digits).
+
+    Args:
+        prediction: the model's answer text.
+        answers: every annotator's answer (ten in VQAv2).
+    """
+    got = normalize_answer(prediction)
+    norm = [normalize_answer(a) for a in answers]
+    if not norm:
+        return 0.0
+    scores = [min(1.0, sum(a == got for j, a in enumerate(norm) if j != i) / 3) for i in range(len(norm))]
+    return sum(scores) / len(scores)
 
 
 _LETTER_PATTERNS = (

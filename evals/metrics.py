@@ -50,6 +50,7 @@ register_metric("mean_iou", "mean IoU of the first predicted box with the target
 register_metric("centre_acc", "fraction whose predicted box centre lies inside the target box")
 register_metric("mean_tiou", "mean temporal IoU of the first predicted span with the target (0 when none)")
 register_metric("accuracy", "fraction of answers matching the reference")
+register_metric("vqa_soft", "VQAv2 accuracy: min(#annotators agreeing / 3, 1), averaged over leave-one-out subsets")
 register_metric("image_accuracy", "fraction of generated images the judge accepts")
 register_metric("prompt_accuracy", "fraction of prompts whose images the judge all accept")
 register_metric("question_score", "fraction of yes/no judge questions answered yes (TIFA/DSG-style)")

@@ -50,6 +50,8 @@ class VQASample(_Frozen):
     question: str
     answer: str = Field(description="option letter (multiple choice) or the reference answer")
     options: dict[str, str] = Field(default_factory=dict, description="letter -> option text; empty: open")
+    answers: tuple[str, ...] = Field(default=(), description="every annotator's answer (VQAv2: ten), for the "
+                                     "soft VQA score; empty when the data has one reference")
     category: str = "all"
 
 
@@ -173,7 +175,8 @@ def read_vqa(path: str | os.PathLike[str], *, image_root: str | os.PathLike[str]
 
     Args:
         path: TSV / JSONL with `index`, `image` (base64) or `image_path`, `question`, optional option columns
-            `A`, `B`, ... (a JSONL may give `options` as a list or a dict), `answer`, optional `category`.
+            `A`, `B`, ... (a JSONL may give `options` as a list or a dict), `answer`, optional `category`, and
+            optional `answers` (VQAv2's annotator answers: a list, or "|"-separated in a TSV) for `vqa_soft`.
         image_root: folder that relative image paths are under (default: the data file's folder).
     """
     file = Path(path)
@@ -189,8 +192,12 @@ def read_vqa(path: str | os.PathLike[str], *, image_root: str | os.PathLike[str]
         if isinstance(options, list):
             options = {chr(65 + i): str(v) for i, v in enumerate(options)}
         options.update({k: str(row[k]) for k in "ABCDEFGHIJ" if row.get(k) not in (None, "") and str(row[k]) != "nan"})
+        answers = row.get("answers") or ()  # VQAv2: the annotators' answers (a JSON list, or "a|b|c" in a TSV)
+        if isinstance(answers, str):
+            answers = answers.split("|")
+        answers = tuple(str(a["answer"] if isinstance(a, dict) else a) for a in answers)
         out.append(VQASample(id=str(_first(row, "index", "id") or line), image=image, question=str(question),
-                             answer=str(answer), options=dict(sorted(options.items())),
+                             answer=str(answer), options=dict(sorted(options.items())), answers=answers,
                              category=str(row.get("category") or "all")))
     return out
 

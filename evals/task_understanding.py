@@ -15,7 +15,7 @@ from typing import Any, Literal
 from mmkit.understand.answer import Box
 
 from .builtin_data import build_grounding, build_temporal, build_vqa, builtin_dataset
-from .matching import infer_choice, match_choice, match_open
+from .matching import infer_choice, match_choice, match_open, vqa_soft_score
 from .metrics import box_scores, span_scores
 from .readers import (GroundingSample, TemporalSample, VQASample, read_grounding, read_temporal, read_vqa)
 from .results import SampleRecord
@@ -75,9 +75,10 @@ class VQATask(Task):
     name = "vqa"
     version = "1.0"
     model_kind = "vlm"
-    metrics = ("accuracy",)
+    metrics = ("accuracy", "vqa_soft")
     primary_metric = "accuracy"
-    description = "visual question answering (VLMEvalKit TSV): multiple-choice and open-answer accuracy"
+    description = ("visual question answering (VLMEvalKit TSV): multiple-choice and open-answer accuracy; "
+                   "VQAv2 soft score when annotator answers are given")
     Options = VQAOptions
 
     def builtin_data(self, cache_dir: Path) -> Path:
@@ -104,7 +105,10 @@ class VQATask(Task):
             extra = {"choice": infer_choice(answer.text, sample.options), "format": "multiple_choice"}
         else:
             right, extra = match_open(answer.text, sample.answer), {"format": "open"}
-        return SampleRecord(id=sample.id, category=sample.category, scores={"accuracy": float(right)},
+        scores = {"accuracy": float(right)}
+        if sample.answers and not sample.options:
+            scores["vqa_soft"] = vqa_soft_score(answer.text, sample.answers)
+        return SampleRecord(id=sample.id, category=sample.category, scores=scores,
                             prediction=answer.text, target=sample.answer, seconds=seconds, extra=extra)
 
 

@@ -102,3 +102,28 @@ def test_registry_did_you_mean():
         reg.add("x", 2)
     with pytest.raises(UsageError, match="no close match"):
         reg.get("completely-different")
+
+
+def test_vqa_soft_score_is_vqav2s_leave_one_out_accuracy():
+    from mmkit.evals.matching import vqa_soft_score
+
+    ten = ["red"] * 3 + ["orange"] * 7
+    # leave-one-out: dropping one of the 3 "red" leaves 2 (2/3), dropping an "orange" leaves 3 (1.0)
+    assert vqa_soft_score("Red.", ten) == pytest.approx((3 * 2 / 3 + 7 * 1.0) / 10)
+    assert vqa_soft_score("orange", ten) == 1.0
+    assert vqa_soft_score("blue", ten) == 0.0
+    assert vqa_soft_score("two", ["2"] * 10) == 1.0  # number words normalised
+    assert vqa_soft_score("red", []) == 0.0
+
+
+def test_vqa_reader_keeps_annotator_answers(tmp_path):
+    import json
+
+    from mmkit.evals.readers import read_vqa
+
+    (tmp_path / "a.png").write_bytes(b"")
+    rows = [{"index": 1, "image_path": "a.png", "question": "q?", "answer": "red", "answers": ["red", "red", "pink"]},
+            {"index": 2, "image_path": "a.png", "question": "q?", "answer": "red"}]
+    (tmp_path / "v.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    samples = read_vqa(tmp_path / "v.jsonl")
+    assert samples[0].answers == ("red", "red", "pink") and samples[1].answers == ()
