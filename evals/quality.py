@@ -114,9 +114,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", default="eval-results/quality")
     parser.add_argument("--task", action="append", help="only this task (repeatable)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--agents", type=int, default=0, metavar="N",
+                        help="also run N generate and N edit assistant turns on the bundled models (agent_loops)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     rows = quality_table(limit=args.limit, output_dir=args.output, tasks=args.task, progress=not args.no_progress)
     print(format_table(rows), end="")
+    if args.agents:
+        from mmkit.generate.generator import ImageGenerator
+        from mmkit.understand.model import VisionLanguageModel
+
+        from .agent_loops import format_loop_rates, measure_agent_loops
+
+        vlm = VisionLanguageModel.from_pretrained("mmkit/shapes-qwen2.5-vl", device="cpu")
+        generator = ImageGenerator.from_pretrained("mmkit/shapes-sd", device="cpu", progress=False)
+        table = format_loop_rates(measure_agent_loops(vlm, generator, args.agents))
+        atomic_write_text(Path(args.output) / "agent_loops.md", table)
+        print(table, end="")
     for r in rows:
         if r.get("missing"):
             print(f"{r['task']}: {r['missing']}")
