@@ -1,6 +1,7 @@
 """LangChain tools over an Assistant: schemas, content + artifact, handles, errors, async, the standard
 langchain-tests suites for each tool, and the agent example. Real images, judged by the shapes pixel oracle."""
 import asyncio
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from langchain_tests.unit_tests import ToolsUnitTests
 
 from mmkit.adapters import (EditImageTool, GenerateImageTool, GroundObjectTool, ToolArtifact, UnderstandImageTool,
                             make_tools)
-from mmkit.agents import Assistant, OracleChecker, Session
+from mmkit.agents import AgentSettings, Assistant, Budget, OracleChecker, Session
 from mmkit.agents.fakes import ScriptedVLM, ShapesGenerator, ShapesVLM
 from mmkit.generate.result import GenerationResult
 from mmkit.shapes import detect, render, scene_from_prompt
@@ -24,9 +25,20 @@ from mmkit.understand.answer import Answer
 
 
 def bundled_models():
-    """The (vlm, generator) every test here runs on: the shapes-world fakes for now. When the bundled
-    shapes-world models are trained, return them here instead (the one line to change)."""
+    """The (vlm, generator) the adapter tests run on: the shapes-world fakes, whose exact answers let these
+    tests pin the adapter's behaviour. The standard suites also run on the trained bundled models
+    (`_trained_models`, the `*Bundled` classes below)."""
     return ShapesVLM(), ShapesGenerator(size=64)
+
+
+@functools.cache
+def _trained_models():
+    """The bundled `mmkit/shapes-qwen2.5-vl` and `mmkit/shapes-sd`, loaded once for the suites below."""
+    from mmkit.generate.generator import ImageGenerator
+    from mmkit.understand.model import VisionLanguageModel
+
+    return (VisionLanguageModel.from_pretrained("mmkit/shapes-qwen2.5-vl", device="cpu"),
+            ImageGenerator.from_pretrained("mmkit/shapes-sd", device="cpu", progress=False))
 
 
 @pytest.fixture
@@ -307,6 +319,42 @@ class TestEditUnit(_Suite, ToolsUnitTests):
 class TestEditIntegration(_Suite, ToolsIntegrationTests):
     pytestmark = _ASYNC
     tool_class, example = EditImageTool, _EXAMPLES[EditImageTool]
+
+
+class _BundledSuite(_Suite):
+    """The same suites on the trained bundled models (short generator runs: the contract, not the quality)."""
+
+    @property
+    def tool_constructor_params(self):
+        vlm, generator = _trained_models()
+        assistant = Assistant(vlm, generator, checker=OracleChecker(), budget=Budget(attempts=1),
+                              settings=AgentSettings(steps=8, width=64, height=64, chat_tokens=32))
+        assistant.session.add_image(render(scene_from_prompt(parse_prompt("a red circle on the left"), size=64)))
+        return {"assistant": assistant}
+
+
+class TestUnderstandBundled(_BundledSuite, ToolsIntegrationTests):
+    pytestmark = _ASYNC
+    tool_class, example = UnderstandImageTool, _EXAMPLES[UnderstandImageTool]
+
+
+class TestGroundBundled(_BundledSuite, ToolsIntegrationTests):
+    pytestmark = _ASYNC
+    tool_class, example = GroundObjectTool, _EXAMPLES[GroundObjectTool]
+
+
+class TestGenerateBundled(_BundledSuite, ToolsIntegrationTests):
+    pytestmark = _ASYNC
+    tool_class, example = GenerateImageTool, _EXAMPLES[GenerateImageTool]
+
+
+class TestEditBundled(_BundledSuite, ToolsIntegrationTests):
+    pytestmark = _ASYNC
+    tool_class, example = EditImageTool, _EXAMPLES[EditImageTool]
+
+
+class TestGenerateUnitBundled(_BundledSuite, ToolsUnitTests):
+    tool_class, example = GenerateImageTool, _EXAMPLES[GenerateImageTool]
 
 
 def test_suite_examples_really_work():
