@@ -82,10 +82,8 @@ def quality_table(*, limit: int | None = None, output_dir: str | Path = "eval-re
             except ModelLoadError as err:
                 missing[row.task] = f"{err} ({err.fix})" if getattr(err, "fix", None) else str(err)
         result = results.get(row.task)
-        value = None
-        if result is not None:
-            metric = result.metrics[row.metric] if row.category is None else result.categories[row.category][row.metric]
-            value = metric
+        value = None if result is None else (
+            result.metrics if row.category is None else result.categories[row.category])[row.metric]
         rows.append({"label": row.label, "task": row.task, "value": None if value is None else value.value,
                      "stderr": None if value is None else value.stderr, "n": None if value is None else value.n,
                      "bar": row.bar, "passes": None if value is None else _passes(row, value.value),

@@ -42,6 +42,7 @@ class ShapesSample:
     id: str
     category: str
     item: Any  # a prompt, an InpaintCase, a layout scene or a `make_dataset` Example
+    index: int  # position in the held-out set: image seeds are `seed + sample.index`
 
 
 class _ShapesTask(Task):
@@ -85,19 +86,18 @@ class ShapesTextToImageTask(_ShapesTask):
         from mmkit.shapes.training.evaluate_generator import pair_prompts, single_prompts
 
         # interleaved, so that `limit` keeps both categories
-        return [ShapesSample(f"{cat}-{i}", cat, p) for i, pair in enumerate(zip(single_prompts(n, seed),
-                                                                                  pair_prompts(n, seed)))
+        return [ShapesSample(f"{cat}-{i}", cat, p, i) for i, pair in enumerate(zip(single_prompts(n, seed),
+                                                                                     pair_prompts(n, seed)))
                 for cat, p in zip(("single", "pair"), pair)]
 
     def score(self, model: Any, sample: ShapesSample, *, seed: int, output_dir: Path) -> SampleRecord:
         from mmkit.shapes.training.evaluate_generator import prompt_trial
 
         start = time.perf_counter()
-        index = int(sample.id.rsplit("-", 1)[1])
-        passed, _ = prompt_trial(model, sample.item, seed + index, steps=self.options.steps,
+        passed, _ = prompt_trial(model, sample.item, seed + sample.index, steps=self.options.steps,
                                  guidance_scale=self.options.guidance_scale)
         return SampleRecord(id=sample.id, category=sample.category, scores={"pass": float(passed)},
-                            target=sample.item, seconds=time.perf_counter() - start, extra={"seed": seed + index})
+                            target=sample.item, seconds=time.perf_counter() - start, extra={"seed": seed + sample.index})
 
 
 @register_task
@@ -115,14 +115,13 @@ class ShapesInpaintTask(_ShapesTask):
     def build(self, n: int, seed: int) -> list[ShapesSample]:
         from mmkit.shapes.training.evaluate_generator import inpaint_cases
 
-        return [ShapesSample(f"inpaint-{i}", "inpaint", case) for i, case in enumerate(inpaint_cases(n, seed))]
+        return [ShapesSample(f"inpaint-{i}", "inpaint", case, i) for i, case in enumerate(inpaint_cases(n, seed))]
 
     def score(self, model: Any, sample: ShapesSample, *, seed: int, output_dir: Path) -> SampleRecord:
         from mmkit.shapes.training.evaluate_generator import inpaint_trial
 
         start = time.perf_counter()
-        index = int(sample.id.rsplit("-", 1)[1])
-        ok, psnr, _ = inpaint_trial(model, sample.item, seed + index, steps=self.options.steps,
+        ok, psnr, _ = inpaint_trial(model, sample.item, seed + sample.index, steps=self.options.steps,
                                     guidance_scale=self.options.guidance_scale)
         return SampleRecord(id=sample.id, category=sample.category,
                             scores={"success": float(ok and psnr >= 30), "oracle_pass": float(ok), "psnr_db": psnr},
@@ -148,7 +147,7 @@ class ShapesControlNetTask(_ShapesTask):
     def build(self, n: int, seed: int) -> list[ShapesSample]:
         from mmkit.shapes.training.evaluate_controlnet import layout_scenes
 
-        return [ShapesSample(f"layout-{i}", f"{len(case[0].shapes)}_shapes", case)
+        return [ShapesSample(f"layout-{i}", f"{len(case[0].shapes)}_shapes", case, i)
                 for i, case in enumerate(layout_scenes(n, seed))]
 
     def prepare(self, model: Any, output_dir: Path) -> None:
@@ -158,9 +157,8 @@ class ShapesControlNetTask(_ShapesTask):
         from mmkit.shapes.training.evaluate_controlnet import layout_trial
 
         start = time.perf_counter()
-        index = int(sample.id.rsplit("-", 1)[1])
         scene, text, image = sample.item
-        result = layout_trial(model, scene, text, image, seed + index, steps=self.options.steps,
+        result = layout_trial(model, scene, text, image, seed + sample.index, steps=self.options.steps,
                               guidance_scale=self.options.guidance_scale)
         return SampleRecord(id=sample.id, category=sample.category,
                             scores={"layout_match": float(result.followed),
@@ -188,7 +186,7 @@ class ShapesLoraTask(_ShapesTask):
     def build(self, n: int, seed: int) -> list[ShapesSample]:
         from mmkit.shapes.training.train_concept_lora import concept_prompts
 
-        return [ShapesSample(f"concept-{i}", p.lang, p) for i, p in enumerate(concept_prompts(self.options.concept, n, seed))]
+        return [ShapesSample(f"concept-{i}", p.lang, p, i) for i, p in enumerate(concept_prompts(self.options.concept, n, seed))]
 
     def prepare(self, model: Any, output_dir: Path) -> None:
         model.loras.load(self.options.lora, name="concept")
@@ -198,11 +196,10 @@ class ShapesLoraTask(_ShapesTask):
         from mmkit.shapes.vocab import SHAPES
 
         start = time.perf_counter()
-        index = int(sample.id.rsplit("-", 1)[1])
         found = {}
         for state in ("with_lora", "without_lora"):  # same seed, only the adapter differs
             model.loras.enable() if state == "with_lora" else model.loras.disable()
-            image = model.text_to_image(sample.item.text, seed=seed + index, steps=self.options.steps,
+            image = model.text_to_image(sample.item.text, seed=seed + sample.index, steps=self.options.steps,
                                         guidance_scale=self.options.guidance_scale, width=64, height=64).image
             found[state] = any(d.kind == self.options.concept for d in detect(image, kinds=tuple(SHAPES)))
         model.loras.enable()
@@ -211,13 +208,25 @@ class ShapesLoraTask(_ShapesTask):
 
 
 class _ShapesVlmTask(_ShapesTask):
+    """The VLM tasks: one trial per sample (`vlm_evaluate`), timed and recorded the same way."""
+
     model_kind = "vlm"
     dataset: str
 
     def build(self, n: int, seed: int) -> list[ShapesSample]:
         from mmkit.shapes.training.vlm_evaluate import halves
 
-        return [ShapesSample(f"{self.dataset}-{i}", ex.lang, ex) for i, ex in enumerate(halves(self.dataset, n, seed, "test"))]
+        return [ShapesSample(f"{self.dataset}-{i}", ex.lang, ex, i) for i, ex in enumerate(halves(self.dataset, n, seed, "test"))]
+
+    def trial(self, model: Any, example: Any) -> tuple[dict[str, float], Any, Any]:
+        """(scores, the answer, the target as JSON) of one example."""
+        raise NotImplementedError
+
+    def score(self, model: Any, sample: ShapesSample, *, seed: int, output_dir: Path) -> SampleRecord:
+        start = time.perf_counter()
+        scores, answer, target = self.trial(model, sample.item)
+        return SampleRecord(id=sample.id, category=sample.category, scores=scores, prediction=answer.text,
+                            target=target, seconds=time.perf_counter() - start)
 
 
 @register_task
@@ -231,14 +240,11 @@ class ShapesGroundingTask(_ShapesVlmTask):
     description = "shapes world: VLM grounding Acc@IoU0.5 (native format parsed and converted by the SDK)"
     dataset = "grounding"
 
-    def score(self, model: Any, sample: ShapesSample, *, seed: int, output_dir: Path) -> SampleRecord:
+    def trial(self, model: Any, example: Any) -> tuple[dict[str, float], Any, Any]:
         from mmkit.shapes.training.vlm_evaluate import grounding_iou
 
-        start = time.perf_counter()
-        value, answer = grounding_iou(model, sample.item)
-        return SampleRecord(id=sample.id, category=sample.category,
-                            scores={"acc@0.5": float(value >= 0.5), "mean_iou": value}, prediction=answer.text,
-                            target=list(sample.item.box.as_tuple()), seconds=time.perf_counter() - start)
+        value, answer = grounding_iou(model, example)
+        return {"acc@0.5": float(value >= 0.5), "mean_iou": value}, answer, list(example.box.as_tuple())
 
 
 @register_task
@@ -252,13 +258,11 @@ class ShapesVQATask(_ShapesVlmTask):
     description = "shapes world: VLM question answering, exact match"
     dataset = "vqa"
 
-    def score(self, model: Any, sample: ShapesSample, *, seed: int, output_dir: Path) -> SampleRecord:
+    def trial(self, model: Any, example: Any) -> tuple[dict[str, float], Any, Any]:
         from mmkit.shapes.training.vlm_evaluate import exact_answer
 
-        start = time.perf_counter()
-        right, answer = exact_answer(model, sample.item)
-        return SampleRecord(id=sample.id, category=sample.category, scores={"accuracy": float(right)},
-                            prediction=answer.text, target=sample.item.answer, seconds=time.perf_counter() - start)
+        right, answer = exact_answer(model, example)
+        return {"accuracy": float(right)}, answer, example.answer
 
 
 @register_task
@@ -272,11 +276,8 @@ class ShapesTemporalTask(_ShapesVlmTask):
     description = "shapes world: VLM video temporal grounding, mean IoU of the answered span"
     dataset = "video"
 
-    def score(self, model: Any, sample: ShapesSample, *, seed: int, output_dir: Path) -> SampleRecord:
+    def trial(self, model: Any, example: Any) -> tuple[dict[str, float], Any, Any]:
         from mmkit.shapes.training.vlm_evaluate import temporal_iou
 
-        start = time.perf_counter()
-        value, answer = temporal_iou(model, sample.item)
-        return SampleRecord(id=sample.id, category=sample.category, scores={"mean_tiou": value, "r1@0.5": float(value >= 0.5)},
-                            prediction=answer.text, target=[sample.item.span.start, sample.item.span.end],
-                            seconds=time.perf_counter() - start)
+        value, answer = temporal_iou(model, example)
+        return {"mean_tiou": value, "r1@0.5": float(value >= 0.5)}, answer, [example.span.start, example.span.end]
