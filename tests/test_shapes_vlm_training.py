@@ -155,6 +155,60 @@ def test_patch_labels_follow_the_processors_merged_token_order():
     assert labels[:8].tolist() == [0, cls, 0, cls, cls, 0, cls, 0] and not labels[8:].any()
 
 
+def test_position_labels_follow_the_decoders_mrope_grid(processor):
+    """PositionHead labels image token k with (k // grid, k % grid); upstream's M-RoPE indices must agree."""
+    from mmkit.shapes.training.vlm_model import build_model
+
+    model = build_model(TINY_ARCH, processor.tokenizer)
+    inputs = encode_prompt(processor, "What colour is the circle?", render(_scene()))
+    position_ids, _ = model.model.get_rope_index(inputs["input_ids"], inputs["mm_token_type_ids"],
+                                                 image_grid_thw=inputs["image_grid_thw"])
+    image = inputs["input_ids"][0] == model.config.image_token_id
+    t, h, w = (position_ids[i, 0, image] for i in range(3))
+    assert int(image.sum()) == 16 and len(set(t.tolist())) == 1
+    assert (h - h.min()).tolist() == [k // 4 for k in range(16)] and (w - w.min()).tolist() == [k % 4 for k in range(16)]
+
+
+def test_position_head_reads_row_and_column_of_image_tokens():
+    from mmkit.shapes.training.vlm_position_loss import PositionHead
+
+    grid, hidden = 4, 8
+    head = PositionHead(hidden, grid, layers=(1,))
+    mask = torch.zeros(2, 20, dtype=torch.bool)
+    mask[:, 2:18] = True  # two rows, one 4 x 4 image each
+    states = torch.zeros(2, 20, hidden)
+    k = torch.arange(16)
+    states[:, 2:18, 0], states[:, 2:18, 1] = (k // grid).float(), (k % grid).float()
+    with torch.no_grad():  # a head that reads the row from channel 0 and the column from channel 1
+        head.proj[0].weight.zero_()
+        head.proj[0].bias.zero_()
+        for c in range(grid):
+            head.proj[0].weight[c, 0], head.proj[0].bias[c] = 40.0 * c, -20.0 * c * c
+            head.proj[0].weight[grid + c, 1], head.proj[0].bias[grid + c] = 40.0 * c, -20.0 * c * c
+        right = head((states, states), mask).item()
+        wrong = head((states, states.flip(1)), mask).item()  # tokens reversed: rows and columns mislabelled
+    assert right < 1e-3 and wrong > 10.0
+    partial = mask.clone()
+    partial[:, 12:] = False  # 10 image tokens per row: not whole 4 x 4 images
+    with pytest.raises(ValueError, match="whole number"):
+        head((states, states), partial)
+
+
+def test_instructed_yes_no_questions_only_when_asked():
+    from mmkit.shapes.training.vlm_data import instructed_yes_no
+
+    assert instructed_yes_no("Is there a red circle?", "en") == "Is there a red circle in the image? Answer yes or no."
+    assert instructed_yes_no("图中有红色的圆吗？", "zh") == "图中有红色的圆吗？请回答有或没有。"
+    plain = [samples_for(_scene(), "vqa", "en", np.random.default_rng(i), input_size=(112, 112)) for i in range(60)]
+    assert not any("Answer yes or no" in s.prompt for s in plain)
+    mix = TaskMix(instructed_share=1.0)
+    asked = [samples_for(_scene(), "vqa", "en", np.random.default_rng(i), mix=mix, input_size=(112, 112))
+             for i in range(60)]
+    exists = [s for s in asked if s.prompt.startswith("Is there")]
+    assert exists and all(s.prompt.endswith("in the image? Answer yes or no.") for s in exists)
+    assert all(s.answer in ("yes", "no") for s in exists)
+
+
 @pytest.mark.slow
 def test_few_step_run_writes_a_folder_the_sdk_loads_and_resumes(tmp_path):
     from mmkit.understand.messages import to_conversation
@@ -193,3 +247,13 @@ def test_few_step_run_writes_a_folder_the_sdk_loads_and_resumes(tmp_path):
 
     resumed = train_vlm(replace(CONFIG, steps=4), out=out, ckpt_dir=ckpt, resume=True)
     assert [h["step"] for h in resumed["history"]] == [1, 2, 3, 4]
+
+    # A second run starts from the saved folder (weights and processor) with the position loss on; at a
+    # vanishing learning rate its weights are the first run's.
+    second = tmp_path / "vlm2"
+    train_vlm(replace(CONFIG, steps=2, lr=1e-12, init_from=str(out), position_loss_weight=0.5), out=second,
+              ckpt_dir=tmp_path / "ckpt2")
+    assert (second / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()
+    with safe_open(out / "model.safetensors", "pt") as f, safe_open(second / "model.safetensors", "pt") as g:
+        assert all(torch.equal(f.get_tensor(k), g.get_tensor(k)) for k in f.keys())
+    assert json.loads((second / "training.json").read_text())["config"]["init_from"] == str(out)

@@ -30,6 +30,7 @@ from ...exceptions import UsageError
 from .vlm_data import TaskMix, collate, encode_sample, input_size_for, pixel_budget, sample_train, world_corpus
 from .vlm_evaluate import evaluate_vlm
 from .vlm_patch_loss import PatchHead, captured_image_features, patch_labels, patch_loss
+from .vlm_position_loss import PositionHead, position_loss
 from .vlm_model import DEFAULT_ARCH, TINY_ARCH, VlmArch, build_model, build_processor, count_parameters, save_folder
 from .vlm_tokenizer import build_world_tokenizer
 
@@ -60,6 +61,8 @@ class VlmTrainConfig:
     final_eval_n: int = 200  # for the model card (test split); 0: skip
     log_every: int = 10
     patch_loss_weight: float = 1.0  # dense patch supervision of the ViT (vlm_patch_loss); 0: language loss only
+    position_loss_weight: float = 0.0  # row/column supervision of image tokens in the decoder (vlm_position_loss)
+    init_from: str | None = None  # start from this saved shapes VLM folder (weights and processor), fresh optimizer
     corpus_n: int = 2000  # tokenizer corpus: samples per language
     arch: VlmArch = DEFAULT_ARCH
     mix: TaskMix = field(default_factory=TaskMix)
@@ -86,42 +89,53 @@ def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[di
     return batch, torch.from_numpy(np.concatenate([patch_labels(s.scene, grid) for s in samples]))
 
 
-def _save_state(ckpt: Path, model, head, optimizer, step: int, history: list) -> None:
+def _save_state(ckpt: Path, model, heads: torch.nn.ModuleDict, optimizer, step: int, history: list) -> None:
     ckpt.mkdir(parents=True, exist_ok=True)
     tmp = ckpt / (_STATE + ".tmp")
-    torch.save({"model": model.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
+    torch.save({"model": model.state_dict(), "heads": heads.state_dict(), "optimizer": optimizer.state_dict(),
                 "step": step, "history": json.dumps(history)}, tmp)
     os.replace(tmp, ckpt / _STATE)
 
 
-def _load_state(ckpt: Path, model, head, optimizer) -> tuple[int, list]:
+def _load_state(ckpt: Path, model, heads: torch.nn.ModuleDict, optimizer) -> tuple[int, list]:
     state = torch.load(ckpt / _STATE, weights_only=True)  # our own file; tensors and plain values only
     model.load_state_dict(state["model"])
-    head.load_state_dict(state["head"])
+    heads.load_state_dict(state["heads"])
     optimizer.load_state_dict(state["optimizer"])
     return int(state["step"]), json.loads(state["history"])
 
 
-def _setup(config: VlmTrainConfig, ckpt: Path, resume: bool):
-    """Tokenizer + processor (saved in the checkpoint folder, reloaded on resume), model, optimizer."""
-    from transformers import AutoProcessor
+def _setup(config: VlmTrainConfig, ckpt: Path, resume: bool, grid: int):
+    """Tokenizer + processor (saved in the checkpoint folder, reloaded on resume), model, training-only heads,
+    optimizer."""
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
     from ...understand.video_processors import register_video_processors
 
     register_video_processors()
     if resume and (ckpt / "processor" / "tokenizer.json").is_file():
         processor = AutoProcessor.from_pretrained(ckpt / "processor")
+    elif config.init_from:
+        processor = AutoProcessor.from_pretrained(config.init_from)
+        processor.save_pretrained(ckpt / "processor")
     else:
         processor = build_processor(config.arch, build_world_tokenizer(world_corpus(config.corpus_n)))
         processor.save_pretrained(ckpt / "processor")
-    model = build_model(config.arch, processor.tokenizer, seed=config.seed)
-    head = PatchHead(config.arch.text_hidden)  # training-only read-out (vlm_patch_loss); not shipped
-    named = [*model.named_parameters(), *(("head." + n, p) for n, p in head.named_parameters())]
+    if config.init_from:  # fp16 on disk, trained on in fp32
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(config.init_from, dtype=torch.float32)
+    else:
+        model = build_model(config.arch, processor.tokenizer, seed=config.seed)
+    # training-only read-outs (vlm_patch_loss, vlm_position_loss); not shipped
+    heads = torch.nn.ModuleDict({"patch": PatchHead(config.arch.text_hidden)})
+    if config.position_loss_weight:
+        heads["position"] = PositionHead(config.arch.text_hidden, grid,
+                                         layers=tuple(range(1, min(2, config.arch.text_layers) + 1)))
+    named = [*model.named_parameters(), *(("heads." + n, p) for n, p in heads.named_parameters())]
     decay = [p for n, p in named if p.ndim >= 2 and "embed" not in n]
     rest = [p for n, p in named if not (p.ndim >= 2 and "embed" not in n)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": rest, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.98))
-    return processor, model, head, optimizer
+    return processor, model, heads, optimizer
 
 
 def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLike = DEFAULT_OUT,
@@ -145,9 +159,14 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
     if resume and not (ckpt / _STATE).is_file():
         raise UsageError("nothing to resume from", received=str(ckpt), fix="drop --resume or pass the right --ckpt-dir")
     torch.set_num_threads(config.threads)
-    processor, model, head, optimizer = _setup(config, ckpt, resume)
-    start, history = _load_state(ckpt, model, head, optimizer) if resume else (0, [])
+    grid = 112 // 28  # merged tokens per side of the 64 px world's resized input (checked below)
+    processor, model, heads, optimizer = _setup(config, ckpt, resume, grid)
+    start, history = _load_state(ckpt, model, heads, optimizer) if resume else (0, [])
     input_size = input_size_for((64, 64), pixel_budget(processor), 14)
+    if input_size[0] // 28 != grid or input_size[0] != input_size[1]:
+        raise UsageError("the shapes VLM is trained on square 112 px inputs", received=input_size,
+                         fix="keep VlmArch's min_pixels / max_pixels")
+    image_token = model.config.image_token_id
     print(f"shapes VLM: {count_parameters(model) / 1e6:.2f} M params, vocab {len(processor.tokenizer)}, "
           f"input {input_size}, steps {start}->{config.steps}, batch {config.batch_size}", flush=True)
     began, window = time.perf_counter(), []
@@ -157,12 +176,17 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         for group in optimizer.param_groups:
             group["lr"] = _lr(step, config)
         batch, labels = _batch(step, config, processor, input_size)
+        positions = labels is not None and config.position_loss_weight > 0
         with captured_image_features(model) as features:
-            loss = model(**batch, use_cache=False).loss
+            output = model(**batch, use_cache=False, output_hidden_states=positions)
+        loss = output.loss
         if labels is not None and config.patch_loss_weight:
-            loss = loss + config.patch_loss_weight * patch_loss(head, features, labels)
+            loss = loss + config.patch_loss_weight * patch_loss(heads["patch"], features, labels)
+        if positions:
+            loss = loss + config.position_loss_weight * position_loss(
+                heads["position"], output.hidden_states, batch["input_ids"], image_token)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([*model.parameters(), *head.parameters()], config.grad_clip)
+        torch.nn.utils.clip_grad_norm_([*model.parameters(), *heads.parameters()], config.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         window.append((loss.item(), time.perf_counter() - tick))
@@ -177,9 +201,18 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
             history.append({"step": done, "val": evaluate_vlm(folder, n=config.eval_n, seed=1, split="val")})
             model.train()
         if done % config.checkpoint_every == 0 or done == config.steps:
-            _save_state(ckpt, model, head, optimizer, done, history)
+            _save_state(ckpt, model, heads, optimizer, done, history)
     seconds = time.perf_counter() - began
     return _finish(config, model, processor, out, history, seconds, start)
+
+
+def _arch_of(folder: str) -> VlmArch:
+    """The VlmArch a saved shapes VLM was built with (its training.json), so heads and card match it."""
+    meta = Path(folder) / "training.json"
+    if not meta.is_file():
+        raise UsageError("--init-from needs a folder written by train_vlm (with training.json)", received=folder)
+    arch = json.loads(meta.read_text())["config"]["arch"]
+    return VlmArch(**arch)
 
 
 def _finish(config, model, processor, out: Path, history: list, seconds: float, start: int) -> dict:
@@ -244,14 +277,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--final-eval-n", type=int, default=VlmTrainConfig.final_eval_n)
     parser.add_argument("--video-every", type=int, default=VlmTrainConfig.video_every, help="0: no video")
     parser.add_argument("--checkpoint-every", type=int, default=VlmTrainConfig.checkpoint_every)
+    parser.add_argument("--position-loss-weight", type=float, default=VlmTrainConfig.position_loss_weight)
+    parser.add_argument("--instructed-share", type=float, default=TaskMix.instructed_share,
+                        help="share of yes/no questions in the instructed form VLM checkers ask")
+    parser.add_argument("--init-from", default=None, help="start from this saved shapes VLM folder")
+    parser.add_argument("--threads", type=int, default=VlmTrainConfig.threads)
     parser.add_argument("--tiny", action="store_true", help="the test-sized architecture (smoke runs)")
     args = parser.parse_args(argv)
     config = VlmTrainConfig(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=min(args.warmup, args.steps), seed=args.seed,
         eval_every=args.eval_every, eval_n=args.eval_n, final_eval_n=args.final_eval_n,
-        checkpoint_every=args.checkpoint_every, video_every=args.video_every)
+        checkpoint_every=args.checkpoint_every, video_every=args.video_every, threads=args.threads,
+        position_loss_weight=args.position_loss_weight, init_from=args.init_from,
+        mix=TaskMix(instructed_share=args.instructed_share))
     if args.tiny:
         config = replace(config, arch=TINY_ARCH, corpus_n=300)
+    if args.init_from:
+        config = replace(config, arch=_arch_of(args.init_from))
     result = train_vlm(config, out=args.out, ckpt_dir=args.ckpt_dir, resume=args.resume)
     print(json.dumps({"seconds": round(result["seconds"], 1), "scores": result["scores"]}))
 

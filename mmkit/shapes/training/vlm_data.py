@@ -46,7 +46,7 @@ from ..video import VideoScene, render_video, sample_video, temporal_queries
 from ..vocab import BASE_KINDS, COLOURS, POSITIONS, SHAPES
 
 __all__ = ["IGNORE", "CAPTION_PROMPTS", "TaskMix", "Sample", "sample_train", "samples_for", "video_sample",
-           "box_answer", "point_answer", "span_answer", "video_part", "world_corpus", "pixel_budget",
+           "instructed_yes_no", "box_answer", "point_answer", "span_answer", "video_part", "world_corpus", "pixel_budget",
            "input_size_for", "encode_prompt", "encode_sample", "collate"]
 
 IGNORE = -100
@@ -71,6 +71,8 @@ class TaskMix:
     zh_share: float = 0.3  # share of Chinese prompts
     multi_share: float = 0.15  # grounding: share of category queries that match several shapes (when possible)
     bare_share: float = 0.3  # English grounding: share of queries without "the " ("red circle")
+    instructed_share: float = 0.0  # VQA: share of yes/no questions in the instructed form VLM checkers ask
+    # ("Is there a red circle in the image? Answer yes or no."; 0 draws nothing, keeping older runs replayable)
 
     def weights(self) -> np.ndarray:
         w = np.array([self.ground, self.point, self.vqa, self.caption, self.video], dtype=float)
@@ -201,8 +203,20 @@ def samples_for(scene: Scene, task: str, lang: str, rng: np.random.Generator, *,
                       point_answer(boxes, labels, input_size, size), task, lang, scene, boxes)
     if task == "vqa":
         qa = sample_question(scene, rng, lang)  # type: ignore[arg-type]
-        return Sample(image, qa.question, qa.answer, task, lang, scene)
+        question = qa.question
+        if qa.kind == "exists" and mix.instructed_share > 0 and rng.random() < mix.instructed_share:
+            question = instructed_yes_no(question, lang)
+        return Sample(image, question, qa.answer, task, lang, scene)
     return Sample(image, CAPTION_PROMPTS[lang], caption(scene, lang), task, lang, scene)  # type: ignore[arg-type]
+
+
+def instructed_yes_no(question: str, lang: str) -> str:
+    """A world yes/no question in the form general VLM checkers ask it (`agents.VlmChecker`):
+    "Is there a red circle?" -> "Is there a red circle in the image? Answer yes or no.";
+    "图中有红色的圆吗？" -> "图中有红色的圆吗？请回答有或没有。"."""
+    if lang == "zh":
+        return f"{question}请回答有或没有。"
+    return f"{question.rstrip('?')} in the image? Answer yes or no."
 
 
 def sample_train(rng: np.random.Generator, *, mix: TaskMix = TaskMix(), input_size: tuple[int, int],
