@@ -146,6 +146,8 @@ class VlmChecker:
         self.max_new_tokens = max_new_tokens
 
     def _ask(self, image: Any, query: ObjectQuery, lang: Language) -> tuple[str, str]:
+        # Whether the object is there at all; where it is, is asked by grounding (`_where`): one fact per question.
+        query = query.model_copy(update={"position": None})
         if lang == "zh":
             question = f"图中有{query.phrase('zh')}吗？请回答有或没有。"
         else:
@@ -174,6 +176,12 @@ class VlmChecker:
                                        observed=where, passed=where == query.position))
         for query in expectation.absent:
             question, heard = self._ask(image, query, expectation.language)
-            items.append(CheckItem(question=question, expected="no", observed=heard, passed=heard == "no"))
+            if heard == "yes" and query.position is not None:  # one elsewhere is fine
+                where = self._where(image, query)
+                items.append(CheckItem(question=f"where is {query.phrase(definite=True)}",
+                                       expected=f"not {query.position}", observed=where,
+                                       passed=where != query.position))
+            else:
+                items.append(CheckItem(question=question, expected="no", observed=heard, passed=heard == "no"))
         return CheckVerdict(checker=self.name, passed=all(i.passed for i in items), items=tuple(items),
                             seconds=time.perf_counter() - start)

@@ -163,7 +163,18 @@ def test_vlm_checker_with_scripted_answers():
                               absent=(ObjectQuery(colour="blue", kind="square"),))
     verdict = VlmChecker(vlm).check(image, expectation)
     assert verdict.passed and [i.observed for i in verdict.items] == ["yes", "left", "no"]
-    assert vlm.calls[0][1].startswith("Is there a red circle on the left")
+    assert vlm.calls[0][1] == "Is there a red circle in the image? Answer yes or no."  # position: by grounding
+    assert vlm.calls[2][1] == "Is there a blue square in the image? Answer yes or no."
+
+
+def test_vlm_checker_absent_with_position_accepts_one_elsewhere():
+    image = render(scene_from_prompt("a red circle on the left"))
+    left, right = Box(x1=2, y1=23, x2=20, y2=41), Box(x1=44, y1=23, x2=62, y2=41)
+    absent = Expectation(absent=(ObjectQuery(colour="red", kind="circle", position="right"),))
+    verdict = VlmChecker(ScriptedVLM(["yes", Answer(text="[]", boxes=(left,))])).check(image, absent)
+    assert verdict.passed and [i.observed for i in verdict.items] == ["left"]
+    verdict = VlmChecker(ScriptedVLM(["yes", Answer(text="[]", boxes=(right,))])).check(image, absent)
+    assert verdict.passed is False and verdict.items[0].expected == "not right"
 
 
 def test_vlm_checker_fails_on_no():
