@@ -156,7 +156,7 @@ def _vlm_loader(args: argparse.Namespace, full_size: str | None) -> Callable[[],
         source: Any = tiny_checkpoint(tiny)  # built (once) before the clock starts
     else:
         source = args.vlm
-    return lambda: VisionLanguageModel.from_pretrained(source, device=args.device, dtype=args.dtype)
+    return lambda: VisionLanguageModel.from_pretrained(source, device=args.device, dtype=args.dtype, progress=False)
 
 
 def _generator_loader(args: argparse.Namespace, full_size: str | None) -> Callable[[], Any]:

@@ -35,7 +35,7 @@ def load_model(kind: str, source: str | os.PathLike[str], *, device: str = "auto
     if kind == "vlm":
         from mmkit.understand.model import VisionLanguageModel
 
-        return VisionLanguageModel.from_pretrained(source, device=device)
+        return VisionLanguageModel.from_pretrained(source, device=device, progress=False)
     from mmkit.generate.generator import ImageGenerator
 
     return ImageGenerator.from_pretrained(source, device=device, progress=False)

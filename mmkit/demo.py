@@ -210,7 +210,7 @@ def _load(vlm: DemoModel, generator: DemoModel) -> tuple[Any, Any, dict[str, Any
     t0 = time.perf_counter()
     gen = ImageGenerator.from_pretrained(generator.source, progress=False)
     t1 = time.perf_counter()
-    model = VisionLanguageModel.from_pretrained(vlm.source)
+    model = VisionLanguageModel.from_pretrained(vlm.source, progress=False)
     t2 = time.perf_counter()
     info = {"generator": {"source": generator.source, "kind": generator.kind, "family": gen.family, "load_s": t1 - t0},
             "vlm": {"source": vlm.source, "kind": vlm.kind, "family": model.family.name, "load_s": t2 - t1}}

@@ -8,7 +8,7 @@ import pytest
 
 from mmkit.exceptions import ModelLoadError, UnsafeSourceError, UsageError
 from mmkit.generate import ImageGenerator
-from mmkit.generate.loading import inspect_folder, inspect_single_file
+from mmkit.generate.loading import inspect_folder, inspect_single_file, load_checkpoint
 from mmkit.testing.single_file import save_single_file_checkpoint
 from mmkit.testing.tiny_diffusion import tiny_diffusion_checkpoint
 
@@ -97,3 +97,19 @@ def test_missing_and_unsupported_sources(folders, tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="model_index.json"):
         ImageGenerator.from_pretrained(tmp_path / "empty")
+
+
+def test_progress_false_hides_loading_bars_and_restores_the_setting(folders, capfd):
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    from mmkit.testing import tiny_checkpoint
+    from mmkit.understand.model import VisionLanguageModel
+
+    load_checkpoint(folders["sd15"], device="cpu", progress=False)
+    VisionLanguageModel.from_pretrained(tiny_checkpoint("qwen2_5_vl", folders["sd15"].parent / "qwen"), device="cpu", progress=False)
+    quiet = capfd.readouterr().err
+    assert "Loading pipeline components" not in quiet and "Loading weights" not in quiet
+    assert diffusers_logging.is_progress_bar_enabled() and transformers_logging.is_progress_bar_enabled()
+    load_checkpoint(folders["sd15"], device="cpu")
+    assert "Loading pipeline components" in capfd.readouterr().err  # the default still shows them

@@ -78,7 +78,7 @@ class ImageGenerator:
             device: "auto" (CUDA -> NPU -> MPS -> CPU), or an explicit device.
             dtype: "auto" (bf16 / fp16 on accelerators, fp32 on CPU) or a dtype name.
             allow_pickle: accept pickle weights (`.ckpt/.bin/.pt/.pth`); off by default.
-            progress: show progress bars while generating.
+            progress: show progress bars while loading and generating.
             controlnets: ControlNets to add now (sources, or {name: source}).
             revision: hub revision.
             config: single files only: a local diffusers folder with the family's configs and tokenizers

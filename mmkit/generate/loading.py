@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from ..devices import DevicePlan, plan_device
 from ..exceptions import ModelLoadError
+from ..loading_bars import without_loading_bars
 from .sources import Source, resolve_source, unavailable, use_safetensors, weight_files
 
 __all__ = [
@@ -217,16 +218,25 @@ def load_checkpoint(
         allow_pickle: accept `.ckpt/.bin/.pt/.pth` weights (they can run code when loaded).
         revision: hub revision (hub ids only).
         config: single files only: a diffusers folder (or hub id) with the matching configs and tokenizers.
-        progress: show diffusers' progress bars during generation.
+        progress: show diffusers' and transformers' progress bars while loading and generating.
 
     Raises:
         ModelLoadError: not found, unreadable, or not SD 1.5 / SDXL.
         UnsafeSourceError: pickle weights without `allow_pickle=True`.
     """
-    import diffusers
-
     found = resolve_source(source, allow_pickle=allow_pickle, what="Checkpoint")
     plan = plan_device(device, dtype)
+    with without_loading_bars(not progress):
+        pipe, info, model_id, kind = _load_pipeline(found, plan, allow_pickle=allow_pickle, revision=revision,
+                                                    config=config)
+    pipe.to(plan.device)
+    pipe.set_progress_bar_config(disable=not progress)
+    return LoadedCheckpoint(pipe, info, model_id, kind, plan)
+
+
+def _load_pipeline(found, plan, *, allow_pickle: bool, revision: str | None, config):
+    import diffusers
+
     if found.kind == "file":
         path = found.path
         if path.suffix.lower() != ".safetensors":
@@ -248,6 +258,4 @@ def load_checkpoint(
             pipe = cls.from_pretrained(str(folder), dtype=plan.dtype, use_safetensors=use_safetensors(allow_pickle))
         except Exception as err:  # corrupt / mismatched files: diffusers raises ValueError, OSError, KeyError...
             raise ModelLoadError(f"Could not load the pipeline: {err}", received=found.text) from err
-    pipe.to(plan.device)
-    pipe.set_progress_bar_config(disable=not progress)
-    return LoadedCheckpoint(pipe, info, model_id, kind, plan)
+    return pipe, info, model_id, kind

@@ -30,6 +30,7 @@ import torch
 from ..bundled import bundled_path, is_bundled_name
 from ..devices import DevicePlan, plan_device
 from ..exceptions import ModelLoadError
+from ..loading_bars import without_loading_bars
 from .answer import Answer, Timings, Usage
 from .call_arguments import batch_conversations, check_limits, grounding_call, run_arguments
 from .families import Family, ThinkingMode, check_sampling, detect_family, sampling_preset, thinking_mode
@@ -127,6 +128,7 @@ class VisionLanguageModel:
         local_files_only: bool | None = None,
         media_policy: Any = None,
         generation: dict[str, Any] | None = None,
+        progress: bool = True,
     ) -> "VisionLanguageModel":
         """Load a Qwen-VL checkpoint from the hub or a local folder.
 
@@ -141,6 +143,7 @@ class VisionLanguageModel:
             media_policy: `mmkit.media.MediaPolicy` bounding URL / file / pixel access (default: the safe one).
             generation: sampling defaults for every call (`temperature`, `top_p`, `top_k`, `do_sample`,
                 `repetition_penalty`), over the family's recommended preset.
+            progress: show transformers' loading bar.
 
         Raises:
             ModelLoadError: not found / not cached offline / not a supported family / no safetensors.
@@ -162,11 +165,12 @@ class VisionLanguageModel:
         family = detect_family(config, source=source)
         _register_video_processors()
         try:
-            processor = AutoProcessor.from_pretrained(source, **hub)
-            model = AutoModelForImageTextToText.from_pretrained(
-                source, config=config, dtype=plan.dtype, attn_implementation=plan.attn_implementation,
-                device_map={"": str(plan.device)}, use_safetensors=True, **hub,
-            )
+            with without_loading_bars(not progress):
+                processor = AutoProcessor.from_pretrained(source, **hub)
+                model = AutoModelForImageTextToText.from_pretrained(
+                    source, config=config, dtype=plan.dtype, attn_implementation=plan.attn_implementation,
+                    device_map={"": str(plan.device)}, use_safetensors=True, **hub,
+                )
         except (OSError, ValueError, ImportError) as err:
             raise _load_error(source, err, local_files_only) from err
         model.eval()

@@ -96,7 +96,7 @@ def evaluate_vlm(model_dir: str | os.PathLike, *, n: int = 100, seed: int = 0,
     """
     from ...understand.model import VisionLanguageModel
 
-    vlm = VisionLanguageModel.from_pretrained(model_dir, device="cpu", dtype="float32")
+    vlm = VisionLanguageModel.from_pretrained(model_dir, device="cpu", dtype="float32", progress=False)
     scores = _grounding(vlm, halves("grounding", n, seed, split))
     scores["vqa_acc"] = _exact(vlm, halves("vqa", n, seed, split), caption=False)
     scores["caption_em"] = _exact(vlm, halves("caption", n, seed, split), caption=True)
