@@ -325,3 +325,21 @@ def test_training_order_is_seeded_and_visits_every_image_each_epoch():
     assert [e for e, _ in order] == [0] * 5 + [1] * 5 + [2] * 2
     assert sorted(i for e, i in order if e == 0) == sorted(i for e, i in order if e == 1) == [0, 1, 2, 3, 4]
     assert order != list(TrainingOrder(5, total=12, seed=2))
+
+
+def test_pickle_base_is_refused_unless_allowed(bases, data_dir, tmp_path):
+    from safetensors.torch import load_file as read_safetensors
+
+    from mmkit.exceptions import UnsafeSourceError
+
+    base = shutil.copytree(bases["sd15"], tmp_path / "pickle-base")
+    weights = base / "unet" / "diffusion_pytorch_model.safetensors"
+    torch.save(read_safetensors(str(weights)), base / "unet" / "diffusion_pytorch_model.bin")
+    weights.unlink()
+    config = dict(base=str(base), data_dir=data_dir, max_steps=1, **RUN)
+    with pytest.raises(UnsafeSourceError, match="pickle"):
+        train_lora(TrainLoraConfig(output_dir=tmp_path / "refused", **config), progress=False)
+    assert not (tmp_path / "refused" / "pytorch_lora_weights.safetensors").exists()
+    result = train_lora(TrainLoraConfig(output_dir=tmp_path / "allowed", allow_pickle=True, **config), progress=False)
+    assert result.steps == 1 and result.adapter_path.is_file()
+    assert "--allow-pickle" in build_parser().format_help()

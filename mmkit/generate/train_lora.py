@@ -84,7 +84,7 @@ def _prepare(config: TrainLoraConfig, accelerator, family, items, resume_dir: Pa
     from diffusers.optimization import get_scheduler
 
     weight_dtype = WEIGHT_DTYPES[accelerator.mixed_precision]
-    models = load_models(config.base, family, weight_dtype)
+    models = load_models(config.base, family, weight_dtype, allow_pickle=config.allow_pickle)
     set_seed(config.seed)  # the LoRA A matrices' gaussian init draws from the global RNG
     params = attach_lora(models, config, accelerator.device)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -182,7 +182,7 @@ def train_lora(config: TrainLoraConfig, *, progress: bool = True) -> TrainResult
         raise UsageError("train_lora needs a TrainLoraConfig", received=type(config).__name__,
                          fix="Build one: TrainLoraConfig(base=..., data_dir=..., output_dir=...)")
     items = find_captioned_images(config.data_dir)  # data and checkpoint errors surface before any model loads
-    family = detect_family(config.base, config.family)
+    family = detect_family(config.base, config.family, allow_pickle=config.allow_pickle)
     resume_dir = find_checkpoint(config.resume_from, config.output_dir) if config.resume_from else None
     if resume_dir is not None and read_checkpoint_step(resume_dir) >= config.max_steps:
         raise UsageError(f"The checkpoint is already at step {read_checkpoint_step(resume_dir)}", received=config.max_steps,

@@ -33,6 +33,10 @@ class TrainLoraConfig(BaseModel):
         description="Folder of images with captions: metadata.jsonl ({'file_name', 'text'}) or <stem>.txt files."
     )
     output_dir: Path = Field(description="Where the adapter, checkpoints/, validation/ and training_config.json go.")
+    allow_pickle: bool = Field(
+        False, description="Accept a base checkpoint whose weights are pickle files (.bin/.ckpt), which can run code "
+        "when loaded. Off: only safetensors are read."
+    )
     family: Literal["auto", "sd15", "sdxl"] = Field(
         "auto", description="Model family; 'auto' reads it from the checkpoint (text_encoder_2 / text_time => SDXL)."
     )

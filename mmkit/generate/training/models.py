@@ -19,7 +19,7 @@ import torch
 
 from ...exceptions import ModelLoadError, UsageError
 from ..loading import Family, inspect_folder
-from ..sources import resolve_source, unavailable
+from ..sources import resolve_source, unavailable, use_safetensors
 from .config import TEXT_ENCODER_TARGET_MODULES, TrainLoraConfig
 
 __all__ = ["ADAPTER_FILE", "LoraModels", "detect_family", "load_models", "attach_lora", "encode_captions",
@@ -47,9 +47,9 @@ class LoraModels:
         return StableDiffusionXLPipeline if self.family == "sdxl" else StableDiffusionPipeline
 
 
-def _config_folder(base: str) -> Path:
+def _config_folder(base: str, allow_pickle: bool) -> Path:
     """A local folder with the base checkpoint's `model_index.json` and `unet/config.json` (hub: configs only)."""
-    found = resolve_source(base, allow_pickle=False, what="Base checkpoint")
+    found = resolve_source(base, allow_pickle=allow_pickle, what="Base checkpoint")
     if found.kind == "file":
         raise UsageError("Training needs a diffusers folder, not a single checkpoint file", received=base,
                          fix="Convert it once: StableDiffusion(XL)Pipeline.from_single_file(...).save_pretrained(dir)")
@@ -63,33 +63,38 @@ def _config_folder(base: str) -> Path:
         raise unavailable(err, source=found, what="base checkpoint") from err
 
 
-def detect_family(base: str, requested: str = "auto") -> Family:
-    """The family of a diffusers checkpoint, read by `mmkit.generate.loading.inspect_folder` (UNet config)."""
-    detected = inspect_folder(_config_folder(base)).family
+def detect_family(base: str, requested: str = "auto", *, allow_pickle: bool = False) -> Family:
+    """The family of a diffusers checkpoint, read by `mmkit.generate.loading.inspect_folder` (UNet config); a
+    local folder whose weights are only pickle files raises `UnsafeSourceError` unless `allow_pickle`."""
+    detected = inspect_folder(_config_folder(base, allow_pickle), allow_pickle=allow_pickle).family
     if requested not in ("auto", detected):
         raise UsageError(f"family={requested!r} does not match the checkpoint, which is {detected}",
                          received=requested, fix="Use family='auto'")
     return detected
 
 
-def load_models(base: str, family: Family, weight_dtype: torch.dtype = torch.float32) -> LoraModels:
+def load_models(base: str, family: Family, weight_dtype: torch.dtype = torch.float32, *,
+                allow_pickle: bool = False) -> LoraModels:
     """Load tokenizers, text encoders, VAE and UNet in their training dtypes, plus a DDPM noise scheduler.
 
     Loading with `dtype=` (rather than casting afterwards) lets diffusers / transformers keep the modules
-    a model marks as float32-only in float32.
+    a model marks as float32-only in float32. Weights are read from safetensors only unless `allow_pickle`.
     """
+    safe = {"use_safetensors": use_safetensors(allow_pickle)}
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import AutoTokenizer, CLIPTextModel, CLIPTextModelWithProjection
 
     try:
         tokenizers = [AutoTokenizer.from_pretrained(base, subfolder="tokenizer")]
-        text_encoders = [CLIPTextModel.from_pretrained(base, subfolder="text_encoder", dtype=weight_dtype)]
+        text_encoders = [CLIPTextModel.from_pretrained(base, subfolder="text_encoder", dtype=weight_dtype, **safe)]
         if family == "sdxl":
             tokenizers.append(AutoTokenizer.from_pretrained(base, subfolder="tokenizer_2"))
             text_encoders.append(
-                CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2", dtype=weight_dtype))
-        vae = AutoencoderKL.from_pretrained(base, subfolder="vae", dtype=_vae_dtype(family, base, weight_dtype))
-        unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", dtype=weight_dtype)
+                CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2", dtype=weight_dtype,
+                                                            **safe))
+        vae = AutoencoderKL.from_pretrained(base, subfolder="vae", dtype=_vae_dtype(family, base, weight_dtype),
+                                            **safe)
+        unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", dtype=weight_dtype, **safe)
         noise_scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"Cannot load the base checkpoint's parts: {err}", received=base) from err
