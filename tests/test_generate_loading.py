@@ -106,8 +106,11 @@ def test_progress_false_hides_loading_bars_and_restores_the_setting(folders, cap
     from mmkit.testing import tiny_checkpoint
     from mmkit.understand.model import VisionLanguageModel
 
+    diffusers_logging.enable_progress_bar()  # other tests (the in-process demo) may have turned them off
+    transformers_logging.enable_progress_bar()
     load_checkpoint(folders["sd15"], device="cpu", progress=False)
-    VisionLanguageModel.from_pretrained(tiny_checkpoint("qwen2_5_vl", folders["sd15"].parent / "qwen"), device="cpu", progress=False)
+    qwen = tiny_checkpoint("qwen2_5_vl", folders["sd15"].parent / "qwen")
+    VisionLanguageModel.from_pretrained(qwen, device="cpu", progress=False)
     quiet = capfd.readouterr().err
     assert "Loading pipeline components" not in quiet and "Loading weights" not in quiet
     assert diffusers_logging.is_progress_bar_enabled() and transformers_logging.is_progress_bar_enabled()

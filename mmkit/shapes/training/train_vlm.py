@@ -250,8 +250,10 @@ fps, {{"min_pixels": {a.min_pixels}, "max_pixels": {a.max_pixels}}})]` (16 token
   clips for temporal grounding), AdamW lr {config.lr} (warmup {config.warmup}, cosine to
   {config.min_lr_ratio} x), weight decay {config.weight_decay}, seed {config.seed}, fp32, {config.threads} CPU threads
 - image task mix: grounding {config.mix.ground}, pointing {config.mix.point}, VQA {config.mix.vqa}, caption
-  {config.mix.caption}; Chinese share {config.mix.zh_share};
+  {config.mix.caption}; Chinese share {config.mix.zh_share}; instructed yes/no share {config.mix.instructed_share};
   train split scenes only (content-hash split)
+- training-only heads (discarded): ViT patch classes (weight {config.patch_loss_weight}), decoder image-token
+  row/column (weight {config.position_loss_weight}); started from {config.init_from or 'random initialisation'}
 - wall time of the last run: {meta['seconds_this_run'] / 60:.1f} min (resumed from step {meta['resumed_from_step']})
 - final loss: {losses[-1]['loss'] if losses else 'n/a'}
 
