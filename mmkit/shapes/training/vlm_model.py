@@ -115,11 +115,21 @@ def save_folder(model: Any, processor: Any, folder: str | Path, *, dtype: torch.
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     original = next(model.parameters()).dtype
+    # a model loaded with dtype=float32 (train_vlm --init-from) carries that dtype in its sub-configs, which
+    # save_pretrained writes as is: name the dtype of the saved weights instead
+    subs = [c for c in (getattr(model.config, n, None) for n in ("text_config", "vision_config")) if c is not None]
+    before = [getattr(c, "dtype", None) for c in subs]
     model.to(dtype)
     try:
+        for c in subs:
+            c.dtype = dtype
         model.save_pretrained(folder, safe_serialization=True)
     finally:
         model.to(original)
+        for c, was in zip(subs, before):
+            c.dtype = was
+    for key in ("is_local", "local_files_only"):  # load-time facts from_pretrained leaves in init_kwargs
+        processor.tokenizer.init_kwargs.pop(key, None)
     processor.save_pretrained(folder)
     if card is not None:
         (folder / "README.md").write_text(card)
