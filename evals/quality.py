@@ -55,7 +55,7 @@ def _passes(row: QualityRow, value: float) -> bool:
 
 
 def quality_table(*, limit: int | None = None, output_dir: str | Path = "eval-results/quality", device: str = "cpu",
-                  tasks: Sequence[str] | None = None, progress: bool = True) -> list[dict]:
+                  tasks: Sequence[str] | None = None, progress: bool = True, fresh: bool = False) -> list[dict]:
     """Run the shapes-world tasks on the bundled models and return one dict per row.
 
     Args:
@@ -64,6 +64,8 @@ def quality_table(*, limit: int | None = None, output_dir: str | Path = "eval-re
         device: device of the models.
         tasks: only these task names (default: all rows).
         progress: progress bars.
+        fresh: score every sample again instead of resuming earlier results in `output_dir` (a resume refuses
+            results of other weights, e.g. after a retrain: pass `fresh=True` then).
 
     Returns:
         [{"label", "task", "value", "stderr", "n", "bar", "passes"}], value None when the model is missing.
@@ -78,7 +80,7 @@ def quality_table(*, limit: int | None = None, output_dir: str | Path = "eval-re
         if row.task not in results and row.task not in missing:
             try:
                 results[row.task] = evaluate(row.task, row.model, limit=limit, output_dir=out / row.task,
-                                             device=device, progress=progress)
+                                             device=device, progress=progress, resume=not fresh)
             except ModelLoadError as err:
                 missing[row.task] = f"{err} ({err.fix})" if getattr(err, "fix", None) else str(err)
         result = results.get(row.task)
@@ -112,10 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", default="eval-results/quality")
     parser.add_argument("--task", action="append", help="only this task (repeatable)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--fresh", action="store_true", help="score again instead of resuming earlier results")
     parser.add_argument("--agents", type=int, default=0, metavar="N",
                         help="also run N generate and N edit assistant turns on the bundled models (agent_loops)")
     args = parser.parse_args(list(argv) if argv is not None else None)
-    rows = quality_table(limit=args.limit, output_dir=args.output, tasks=args.task, progress=not args.no_progress)
+    rows = quality_table(limit=args.limit, output_dir=args.output, tasks=args.task, progress=not args.no_progress,
+                         fresh=args.fresh)
     print(format_table(rows), end="")
     if args.agents:
         from mmkit.generate.generator import ImageGenerator

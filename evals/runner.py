@@ -53,25 +53,30 @@ def _samples(task: Task, data: Any, cache_dir: Path | None) -> tuple[list[Any], 
                      fix="pass data='refcoco_val.jsonl' or leave it out")
 
 
-def _check_resume(run_file: Path, config: RunConfig, source: str) -> None:
+def _check_resume(run_file: Path, config: RunConfig, source: str, weights: dict[str, str]) -> None:
     previous = json.loads(run_file.read_text(encoding="utf-8"))
     old = RunConfig.model_validate(previous["config"]).model_dump(exclude={"limit"})
     new = config.model_dump(exclude={"limit"})
-    if old != new or previous.get("model") != source:
-        changed = sorted(k for k in new if old.get(k) != new[k]) + (["model"] if previous.get("model") != source else [])
+    changed = sorted(k for k in new if old.get(k) != new[k]) + (["model"] if previous.get("model") != source else [])
+    # the same folder with retrained weights is another model: its earlier scores must not be reused
+    if previous.get("weight_sha256", {}) != weights:
+        changed.append("model weights (same source, different safetensors hashes)")
+    if changed:
         raise UsageError(f"{run_file.parent} holds a run with a different {', '.join(changed)}", received=changed,
                          fix="use another output_dir, or resume=False to start over there")
 
 
-def _start_files(out: Path, config: RunConfig, source: str, resume: bool, process: ProcessInfo) -> None:
+def _start_files(out: Path, config: RunConfig, identity: Any, resume: bool, process: ProcessInfo) -> None:
     run_file = out / "run.json"
+    source, weights = identity.source, dict(identity.weight_sha256)
     if process.is_main:
         if resume and run_file.is_file():
-            _check_resume(run_file, config, source)
+            _check_resume(run_file, config, source, weights)
         elif not resume:
             for stale in [out / SAMPLES_FILE, *out.glob("samples.rank*.jsonl")]:
                 stale.unlink(missing_ok=True)
-        atomic_write_json(run_file, {"config": config.model_dump(mode="json"), "model": source})
+        atomic_write_json(run_file, {"config": config.model_dump(mode="json"), "model": source,
+                                     "weight_sha256": weights})
     process.barrier()
 
 
@@ -135,7 +140,7 @@ def evaluate(task: str, model: Any, *, data: Any = None, limit: int | None = Non
     data_s = time.perf_counter() - t1
     config = RunConfig(task=runner.name, task_version=runner.version, data=data_label, limit=limit, seed=seed,
                        options=runner.options.for_config())
-    _start_files(out, config, identity.source, resume, process)
+    _start_files(out, config, identity, resume, process)
 
     done = {r.id for r in read_records(out / SAMPLES_FILE)}
     resumed = len(done & set(ids[: len(samples)]))

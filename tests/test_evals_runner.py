@@ -75,6 +75,24 @@ def test_resume_skips_scored_samples(tmp_path, data):
     assert len(fresh.calls) == 4 and len(read_records(out / "samples.jsonl")) == 4
 
 
+def test_resume_refuses_retrained_weights_in_the_same_folder(tmp_path, data):
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    save_file({"w": torch.zeros(2)}, str(folder / "model.safetensors"))
+    model = FakeVLM(BOXES)
+    model.model_id = str(folder)
+    out = tmp_path / "run"
+    evaluate("grounding", model, data=data, limit=2, output_dir=out, progress=False)
+    assert evaluate("grounding", model, data=data, output_dir=out, progress=False).timings.resumed_samples == 2
+    save_file({"w": torch.ones(2)}, str(folder / "model.safetensors"))  # retrained in place
+    with pytest.raises(UsageError, match="model weights"):
+        evaluate("grounding", model, data=data, output_dir=out, progress=False)
+    assert evaluate("grounding", model, data=data, output_dir=out, resume=False, progress=False).n_samples == 4
+
+
 def test_shard_rule_matches_accelerate():
     from types import SimpleNamespace
 
