@@ -8,7 +8,9 @@
 - `train_vlm` (+ `vlm_data`, `vlm_model`, `vlm_tokenizer`): a Qwen2.5-VL-architecture model trained from
   scratch to caption, answer and ground in its native resized-pixel format
   (`python -m mmkit.shapes.training.train_vlm`); `vlm_patch_loss`: the training-only dense patch supervision
-  that keeps its from-scratch ViT informative; `vlm_evaluate`: its scores through the SDK path.
+  that keeps its from-scratch ViT informative; `vlm_position_loss`: the training-only row/column supervision
+  of image tokens in the decoder that lets it say where things are; `vlm_evaluate`: its scores through the SDK
+  path.
 - `train_controlnet` (+ `evaluate_controlnet`): a canny `ControlNetModel` for the generator.
 - `train_concept_lora`: a LoRA teaching the generator a held-out shape (the star), trained with
   `mmkit.generate.train_lora` unchanged.
