@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from .agent_loops import format_loop_rates, measure_agent_loops
 
-        vlm = VisionLanguageModel.from_pretrained("mmkit/shapes-qwen2.5-vl", device="cpu")
+        vlm = VisionLanguageModel.from_pretrained("mmkit/shapes-qwen2.5-vl", device="cpu", progress=False)
         generator = ImageGenerator.from_pretrained("mmkit/shapes-sd", device="cpu", progress=False)
         table = format_loop_rates(measure_agent_loops(vlm, generator, args.agents))
         atomic_write_text(Path(args.output) / "agent_loops.md", table)
