@@ -155,12 +155,16 @@ class VlmChecker:
         answer = self.model.chat(question, images=[image], max_new_tokens=self.max_new_tokens, do_sample=False)
         return question, _yes_no(answer.text)
 
-    def _where(self, image: Any, query: ObjectQuery) -> str:
+    def _where(self, image: Any, query: ObjectQuery, *, present: bool) -> CheckItem:
+        """Ground the object (without its position) and compare where it is with `query.position`: it must be
+        there when `present`, anywhere else when not."""
         phrase = query.model_copy(update={"position": None}).phrase("en", definite=True)
         answer = self.model.ground(image, phrase, max_new_tokens=64)
-        if not answer.boxes:
-            return "no box"
-        return position_word(answer.boxes[0], image.size)
+        where = position_word(answer.boxes[0], image.size) if answer.boxes else "no box"
+        at = where == query.position
+        return CheckItem(question=f"where is {query.phrase(definite=True)}",
+                         expected=query.position if present else f"not {query.position}", observed=where,
+                         passed=at if present else not at)
 
     def check(self, image: Any, expectation: Expectation) -> CheckVerdict:
         start = time.perf_counter()
@@ -171,16 +175,11 @@ class VlmChecker:
             question, heard = self._ask(image, query, expectation.language)
             items.append(CheckItem(question=question, expected="yes", observed=heard, passed=heard == "yes"))
             if heard == "yes" and query.position is not None:
-                where = self._where(image, query)
-                items.append(CheckItem(question=f"where is {query.phrase(definite=True)}", expected=query.position,
-                                       observed=where, passed=where == query.position))
+                items.append(self._where(image, query, present=True))
         for query in expectation.absent:
             question, heard = self._ask(image, query, expectation.language)
             if heard == "yes" and query.position is not None:  # one elsewhere is fine
-                where = self._where(image, query)
-                items.append(CheckItem(question=f"where is {query.phrase(definite=True)}",
-                                       expected=f"not {query.position}", observed=where,
-                                       passed=where != query.position))
+                items.append(self._where(image, query, present=False))
             else:
                 items.append(CheckItem(question=question, expected="no", observed=heard, passed=heard == "no"))
         return CheckVerdict(checker=self.name, passed=all(i.passed for i in items), items=tuple(items),

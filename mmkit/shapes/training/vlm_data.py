@@ -46,8 +46,8 @@ from ..video import VideoScene, render_video, sample_video, temporal_queries
 from ..vocab import BASE_KINDS, COLOURS, POSITIONS, SHAPES
 
 __all__ = ["IGNORE", "CAPTION_PROMPTS", "TaskMix", "Sample", "sample_train", "samples_for", "video_sample",
-           "instructed_yes_no", "box_answer", "point_answer", "span_answer", "video_part", "world_corpus", "pixel_budget",
-           "input_size_for", "encode_prompt", "encode_sample", "collate"]
+           "instructed_yes_no", "box_answer", "point_answer", "span_answer", "video_part", "world_corpus",
+           "pixel_budget", "input_size_for", "encode_prompt", "encode_sample", "collate"]
 
 IGNORE = -100
 """Label of tokens without a loss (transformers' `ignore_index`)."""
