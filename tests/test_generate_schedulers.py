@@ -70,3 +70,16 @@ def test_every_scheduler_runs(sd15):
     default = sd15.text_to_image("a cat", steps=3, seed=1, width=32, height=32)
     assert default.params.scheduler is None and default.params.sampler_label == "PLMS"
     assert np.array_equal(np.asarray(default.image, np.float32), outputs["pndm"])  # the checkpoint's own = pndm
+
+
+def test_zero_terminal_snr_schedule_is_kept_or_refused(sd15):
+    zero_snr = {**sd15._scheduler_config, "prediction_type": "v_prediction", "rescale_betas_zero_snr": True,
+                "timestep_spacing": "trailing"}
+    for name in ("ddim", "euler", "dpmpp_2m", "unipc"):
+        built = make_scheduler(name, zero_snr)
+        assert built.config.rescale_betas_zero_snr and built.config.prediction_type == "v_prediction"
+        assert float(built.alphas_cumprod[-1]) < 1e-6  # the rescaled betas, not SD 1.5's 0.0047
+    for name in ("pndm", "heun", "dpm2"):  # classes without rescale_betas_zero_snr would drop it silently
+        with pytest.raises(UsageError, match="zero terminal SNR") as info:
+            make_scheduler(name, zero_snr)
+        assert "ddim" in info.value.fix and "pndm" not in info.value.fix

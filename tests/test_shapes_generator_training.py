@@ -33,3 +33,26 @@ def test_a_few_steps_save_a_pipeline_the_sdk_loads(tmp_path):
     first = generator.text_to_image("a red circle", steps=2, seed=1).images[0]
     again = generator.text_to_image("a red circle", steps=2, seed=1).images[0]
     assert first.size == (64, 64) and np.array_equal(np.asarray(first), np.asarray(again))
+
+
+def test_zero_terminal_snr_objective_and_schedule():
+    import torch
+
+    from mmkit.shapes.training.train_generator import (
+        _snr_weights, assemble_pipeline, sd_noise_schedule, training_target)
+
+    plain, zero = sd_noise_schedule(), sd_noise_schedule(zero_terminal_snr=True)
+    abar = lambda s, t: float(s.alphas_cumprod[t])  # noqa: E731
+    assert abs(abar(plain, 999) - 0.0047) < 1e-4  # SD 1.5: the last step still holds ~7% of the image
+    assert abar(zero, 999) == 0.0 and abar(zero, 0) == pytest.approx(abar(plain, 0), rel=1e-3)
+    x0, noise = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16)
+    t = torch.tensor([0, 999])
+    assert torch.equal(training_target(plain, x0, noise, t), noise)
+    v = training_target(zero, x0, noise, t)  # v = sqrt(abar) eps - sqrt(1 - abar) x0: -x0 at zero SNR
+    assert torch.allclose(v[1], -x0[1]) and not torch.allclose(v[0], noise[0])
+    snr0 = abar(zero, 0) / (1 - abar(zero, 0))
+    assert torch.allclose(_snr_weights(zero, t, 5.0), torch.tensor([5.0 / (1 + snr0), 1.0]))  # capped; 1 at SNR 0
+    scheduler = assemble_pipeline(None, None, None, None, zero_terminal_snr=True).scheduler
+    assert scheduler.config.prediction_type == "v_prediction" and scheduler.config.rescale_betas_zero_snr
+    scheduler.set_timesteps(20)
+    assert int(scheduler.timesteps[0]) == 999  # "trailing": sampling starts where training saw pure noise

@@ -343,3 +343,20 @@ def test_pickle_base_is_refused_unless_allowed(bases, data_dir, tmp_path):
     result = train_lora(TrainLoraConfig(output_dir=tmp_path / "allowed", allow_pickle=True, **config), progress=False)
     assert result.steps == 1 and result.adapter_path.is_file()
     assert "--allow-pickle" in build_parser().format_help()
+
+
+def test_min_snr_weights_on_a_zero_terminal_snr_schedule():
+    from diffusers import DDPMScheduler
+
+    from mmkit.generate.training.loop import _snr_weights
+
+    t = torch.tensor([0, 500, 999])
+    for kind in ("epsilon", "v_prediction"):
+        sched = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                              rescale_betas_zero_snr=True, prediction_type=kind)
+        assert float(sched.alphas_cumprod[-1]) == 0.0
+        w = _snr_weights(sched, t, 5.0)
+        assert torch.isfinite(w).all()
+        # epsilon: min(SNR, 5) / SNR -> 1 as SNR -> 0; v: min(SNR, 5) / (SNR + 1) = 0 at SNR 0
+        assert w[2] == (1.0 if kind == "epsilon" else 0.0)
+        assert 0 < w[0] < 0.01 and 0 < w[1] <= 1.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,7 +100,8 @@ def make_scheduler(name: str, base_config: Any):
             checkpoint; a config taken from an already-swapped scheduler would carry its overrides along).
 
     Raises:
-        UsageError: unknown name; the message lists the closest matches.
+        UsageError: unknown name (the message lists the closest matches); a scheduler that cannot keep the
+            checkpoint's zero-terminal-SNR schedule (it would silently sample on other betas).
     """
     import diffusers
 
@@ -110,7 +112,18 @@ def make_scheduler(name: str, base_config: Any):
             fix=f"pip install {' '.join(spec.requires)}, or pick one of {', '.join(list_schedulers())}",
         )
     cls = getattr(diffusers, spec.cls_name)
+    if dict(base_config).get("rescale_betas_zero_snr") and not _keeps_zero_snr(cls):
+        able = [n for n in list_schedulers() if _keeps_zero_snr(getattr(diffusers, _SCHEDULERS[n].cls_name))]
+        raise UsageError(
+            f"Scheduler {name!r} cannot sample this checkpoint: it was trained with betas rescaled to zero "
+            f"terminal SNR, and {spec.cls_name} has no rescale_betas_zero_snr, so it would run another noise "
+            "schedule", received=name, fix=f"pick one of {', '.join(able)}",
+        )
     return cls.from_config(base_config, **spec.overrides)
+
+
+def _keeps_zero_snr(cls) -> bool:
+    return "rescale_betas_zero_snr" in inspect.signature(cls.__init__).parameters
 
 
 def scheduler_name_of(scheduler: Any) -> str | None:

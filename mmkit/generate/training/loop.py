@@ -62,13 +62,14 @@ def step_generator(seed: int, micro_step: int, process_index: int) -> torch.Gene
 
 
 def _snr_weights(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Min-SNR-gamma loss weights (Hang et al. 2023, https://arxiv.org/abs/2303.09556, Eq. 8)."""
+    """Min-SNR-gamma loss weights (Hang et al. 2023, https://arxiv.org/abs/2303.09556, Eq. 8). On a
+    zero-terminal-SNR schedule the epsilon weight min(SNR, gamma) / SNR at SNR = 0 is its limit, 1 (not 0/0)."""
     from diffusers.training_utils import compute_snr
 
     snr = compute_snr(scheduler, timesteps)
     weights = torch.clamp(snr, max=gamma)
     if scheduler.config.prediction_type == "epsilon":
-        return weights / snr
+        return torch.where(snr > 0, weights / snr.clamp(min=torch.finfo(snr.dtype).tiny), torch.ones_like(snr))
     if scheduler.config.prediction_type == "v_prediction":
         return weights / (snr + 1)
     return weights

@@ -100,12 +100,14 @@ def _rate(images, prompts) -> float:
 
 @torch.no_grad()
 def quick_scores(pipe, *, n: int = 24, seed: int = 1234, steps: int = 15, guidance_scale: float = GUIDANCE) -> dict:
-    """Text-to-image pass rates of an in-memory pipeline on `n` single and `n` two-object prompts
-    (val split, one batched call each; used to watch training)."""
+    """Text-to-image pass rates of an in-memory pipeline on `n` val-split prompts per category, one batched
+    call each (used to watch training): "single" ("a red circle"), "placed" (one object with its position,
+    "a red circle at the top left") and "pair" (two objects with positions)."""
     pipe.set_progress_bar_config(disable=True)
     scores = {}
-    for name, kw in (("single", 1), ("pair", 2)):
-        prompts = [e.text for e in make_dataset("caption", n, seed, "val", n_shapes=kw)]
+    for name, kw, positions in (("single", 1, None), ("placed", 1, True), ("pair", 2, None)):
+        scenes = [e.scene for e in make_dataset("caption", n, seed, "val", n_shapes=kw)]
+        prompts = [caption(s, positions=positions) for s in scenes]
         gen = [torch.Generator("cpu").manual_seed(seed + i) for i in range(n)]
         images = pipe(prompts, num_inference_steps=steps, guidance_scale=guidance_scale, generator=gen,
                       height=SIZE, width=SIZE).images

@@ -70,7 +70,9 @@ class ConceptLoraConfig:
     learning_rate: float = 1e-3  # 10x diffusers' example default, for a ~12-minute budget (not yet tuned)
     warmup: int = 50  # linear warm-up, then cosine decay (capped at steps // 10)
     caption_dropout: float = 0.1  # as the base (keeps the unconditional branch for guidance)
-    snr_gamma: float = 5.0  # Min-SNR-5, as the base
+    # Min-SNR-5, as the base. None = plain MSE: for a v-prediction base on zero-terminal-SNR betas, Min-SNR's
+    # v weight min(SNR, 5) / (SNR + 1) is ~0 over the noisiest steps, where the outline is laid down.
+    snr_gamma: float | None = 5.0
     # Beyond the attention projections: the convolutions of this small UNet only ever drew circles, squares
     # and triangles, and a new outline is drawn there, so the resnet convolutions and the transformer blocks'
     # projections and feed-forwards get LoRA layers too (peft LoRA on Conv2d, which diffusers loads). A
@@ -379,8 +381,9 @@ def write_model_card(out: Path, report: dict, *, argv: Sequence[str] | None = No
         f"- LoRA rank {lora['rank']}, alpha {lora['alpha']}, on UNet modules {', '.join(lora['target_modules'])}"
         + ("; text encoder q/k/v/out_proj too" if lora["train_text_encoder"] else "") + ".",
         f"- {lora['max_steps']} steps, batch {lora['batch_size']}, AdamW lr {lora['learning_rate']} "
-        f"({lora['lr_scheduler']}, {lora['lr_warmup_steps']} warm-up steps), Min-SNR-{lora['snr_gamma']}, "
-        f"caption dropout {lora['caption_dropout']}, fp32 on CPU; the saved adapter was cast to fp16.",
+        f"({lora['lr_scheduler']}, {lora['lr_warmup_steps']} warm-up steps), "
+        + (f"Min-SNR-{lora['snr_gamma']}, " if lora["snr_gamma"] else "plain MSE loss, ")
+        + f"caption dropout {lora['caption_dropout']}, fp32 on CPU; the saved adapter was cast to fp16.",
         f"- seconds: dataset {sec['dataset']:.0f}, training {sec['train']:.0f} ({sec['per_step']:.2f} s/step), "
         f"evaluation {sec['eval']:.0f} (CPU, {report['threads']} thread(s)); final loss "
         f"{report['final_loss']:.4f}.", "",
@@ -417,11 +420,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=defaults.images)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--eval-n", type=int, default=100, help="held-out prompts to evaluate (0: none)")
+    parser.add_argument("--snr-gamma", type=lambda v: None if v.lower() == "none" else float(v),
+                        default=defaults.snr_gamma, help="Min-SNR gamma, or 'none' for plain MSE")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (one: see train_generator)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = ConceptLoraConfig(concept=args.concept, steps=args.steps, batch=args.batch, rank=args.rank,
-                               alpha=float(args.rank), learning_rate=args.lr, images=args.images, seed=args.seed)
+                               alpha=float(args.rank), learning_rate=args.lr, images=args.images, seed=args.seed,
+                               snr_gamma=args.snr_gamma)
     report = train_concept_lora(config, base=args.base, out=args.out, data_dir=args.data_dir, eval_n=args.eval_n,
                                 argv=sys.argv[1:] if argv is None else list(argv))
     print(json.dumps({"seconds": report["seconds"], "metrics": report["metrics"]}, indent=1, ensure_ascii=False))

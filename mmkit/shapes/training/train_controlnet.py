@@ -7,8 +7,8 @@ encoder and middle block, joined to the frozen UNet by zero-initialised 1x1 conv
 from exactly the base model). Its conditioning embedding downsamples 4x with channels (16, 32, 64): two
 stride-2 convolutions take the 64 px edge map to the 16x16 latent grid of the 4x VAE (diffusers' default
 (16, 32, 96, 256) downsamples 8x, for SD's 8x VAE). The base UNet, VAE and text encoder stay frozen; the net
-learns the base's epsilon objective (x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, MSE on eps), Min-SNR-5
-weighted, with the caption dropped to "" for 10% of examples (classifier-free guidance keeps working with
+learns the base's own objective, read from its scheduler config (x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps;
+MSE on eps, or on v for a zero-terminal-SNR base), Min-SNR-5 weighted, with the caption dropped to "" for 10% of examples (classifier-free guidance keeps working with
 the control on), and an EMA of the weights is saved. Conditions are `mmkit.generate.preprocessors.canny` of
 the rendered train-split scene with `Control`'s default thresholds: the very maps the SDK makes at inference.
 
@@ -38,7 +38,7 @@ from ...generate.quiet_logs import without_empty_fp32_warning
 from ..render import render
 from .data import scene_caption, tokenize, train_scenes
 from .train_generator import DEFAULT_OUT as BASE_DIR
-from .train_generator import _Ema, _jsonable, _lr, _snr_weights, encode_pool, sd_noise_schedule
+from .train_generator import _Ema, _jsonable, _lr, _snr_weights, encode_pool, training_target
 
 __all__ = ["ControlNetConfig", "train_controlnet", "edge_maps", "load_base", "DEFAULT_OUT"]
 
@@ -130,7 +130,8 @@ def _loss(net, pipe, noise_sched, x0, hint, texts, config: ControlNetConfig) -> 
     down, mid = net(xt, t, encoder_hidden_states=cond, controlnet_cond=hint, return_dict=False)
     pred = pipe.unet(xt, t, encoder_hidden_states=cond, down_block_additional_residuals=down,
                      mid_block_additional_residual=mid).sample
-    per_example = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+    target = training_target(noise_sched, x0, noise, t)
+    per_example = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
     return (per_example * _snr_weights(noise_sched, t, config.min_snr_gamma)).mean()
 
 
@@ -157,6 +158,8 @@ def train_controlnet(config: ControlNetConfig = ControlNetConfig(), *, base: str
     Returns:
         {"config", "seconds": {...per stage}, "history": [...]} (also written to `out`/training.json).
     """
+    from diffusers import DDPMScheduler
+
     torch.manual_seed(config.seed)
     times: dict[str, float] = {}
     started = time.perf_counter()
@@ -177,7 +180,9 @@ def train_controlnet(config: ControlNetConfig = ControlNetConfig(), *, base: str
     ema = _Ema([net], config.ema_decay)
     params = list(net.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-2)
-    noise_sched = sd_noise_schedule()
+    # the base's own training schedule and objective (its sampling scheduler's betas and prediction type)
+    noise_sched = DDPMScheduler.from_config(pipe.scheduler.config)
+    log(f"objective: {noise_sched.config.prediction_type}")
     t0 = time.perf_counter()
     history: list[dict] = []
     eval_s = 0.0
@@ -217,7 +222,8 @@ def train_controlnet(config: ControlNetConfig = ControlNetConfig(), *, base: str
     with without_empty_fp32_warning():  # fp32 training weights are cast to fp16 once, here
         copy.deepcopy(ema.modules[0]).to(torch.float16).save_pretrained(out, safe_serialization=True)
     times["total"] = time.perf_counter() - started
-    report = {"config": _jsonable(asdict(config)), "base": str(base), "seconds": times, "history": history}
+    report = {"config": _jsonable(asdict(config)), "base": str(base),
+              "objective": noise_sched.config.prediction_type, "seconds": times, "history": history}
     (out / "training.json").write_text(json.dumps(report, indent=1))
     log(f"saved {out}; seconds {json.dumps({k: round(v, 2) for k, v in times.items()})}")
     return report
@@ -250,7 +256,8 @@ def write_model_card(out: Path, report: dict, *, argv=None) -> None:
         "",
         f"- base `{report['base']}` (UNet, VAE, text encoder frozen); seed {cfg['seed']}; {cfg['steps']} steps "
         f"planned, batch {cfg['batch']},",
-        f"  AdamW lr {cfg['lr']} (200-step warm-up, cosine to 10%), epsilon objective, Min-SNR-{cfg['min_snr_gamma']},",
+        f"  AdamW lr {cfg['lr']} (200-step warm-up, cosine to 10%), the base's {report.get('objective', 'epsilon')} "
+        f"objective, Min-SNR-{cfg['min_snr_gamma']},",
         f"  CFG caption dropout {cfg['cfg_dropout']}, EMA {cfg['ema_decay']}; {cfg['pool']} train-split scenes;",
         "  condition = `mmkit.generate.preprocessors.canny` (thresholds 100 / 200) of the render.",
         f"- steps run: {steps_run}; seconds: {seconds} (CPU, 1 thread, machine shared).", "",

@@ -48,6 +48,11 @@ class GeneratorConfig:
     lr: float = 8e-4  # peak, 200-step warm-up, cosine decay to 10%
     cfg_dropout: float = 0.1  # share of captions replaced by "" (classifier-free guidance)
     min_snr_gamma: float = 5.0
+    # Lin et al. 2024 ("Common Diffusion Noise Schedules and Sample Steps are Flawed"): rescale the betas to
+    # zero terminal SNR, predict v, sample from t = 999 ("trailing"). SD 1.5's schedule leaves SNR 0.0047 at
+    # t = 999; on 16x16 latents that is enough of the image for the layout to be read off the noise, so the
+    # model learned to place shapes where the starting noise suggests and ignored "on the left".
+    zero_terminal_snr: bool = False
     ema_decay: float = 0.999
     pool: int = 8000  # train-split scenes encoded once to latents
     zh_share: float = 0.15  # share of Chinese captions
@@ -86,28 +91,43 @@ def build_unet(config: GeneratorConfig):
         cross_attention_dim=config.text_hidden, attention_head_dim=4, norm_num_groups=32)
 
 
-def sd_noise_schedule():
-    """SD 1.5's training schedule, as published (scaled-linear betas 0.00085 -> 0.012, 1000 steps)."""
+def _schedule_kwargs(zero_terminal_snr: bool) -> dict:
+    kwargs = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
+    if zero_terminal_snr:
+        return {**kwargs, "prediction_type": "v_prediction", "rescale_betas_zero_snr": True}
+    return {**kwargs, "prediction_type": "epsilon"}
+
+
+def sd_noise_schedule(zero_terminal_snr: bool = False):
+    """SD 1.5's training schedule, as published (scaled-linear betas 0.00085 -> 0.012, 1000 steps), or with
+    `zero_terminal_snr` the same betas rescaled to zero SNR at t = 999 and v-prediction."""
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                         num_train_timesteps=1000, prediction_type="epsilon")
+    return DDPMScheduler(**_schedule_kwargs(zero_terminal_snr))
 
 
-def sampling_scheduler():
+def sampling_scheduler(zero_terminal_snr: bool = False):
     from diffusers import DPMSolverMultistepScheduler
 
-    return DPMSolverMultistepScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                       num_train_timesteps=1000, prediction_type="epsilon",
-                                       algorithm_type="dpmsolver++", solver_order=2, steps_offset=1)
+    # "trailing" starts sampling at t = 999, the zero-SNR step (steps_offset is then unused; set as SD 1.5's)
+    spacing = {"timestep_spacing": "trailing"} if zero_terminal_snr else {}
+    return DPMSolverMultistepScheduler(**_schedule_kwargs(zero_terminal_snr), algorithm_type="dpmsolver++",
+                                       solver_order=2, steps_offset=1, **spacing)
 
 
-def assemble_pipeline(vae, text_encoder, tokenizer, unet):
+def training_target(noise_sched, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the UNet is trained to output under `noise_sched`: the noise (epsilon) or the velocity (v)."""
+    if noise_sched.config.prediction_type == "v_prediction":
+        return noise_sched.get_velocity(x0, noise, t)
+    return noise
+
+
+def assemble_pipeline(vae, text_encoder, tokenizer, unet, *, zero_terminal_snr: bool = False):
     from diffusers import StableDiffusionPipeline
 
     return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=sampling_scheduler(), safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+                                   scheduler=sampling_scheduler(zero_terminal_snr), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
 
 
 @torch.no_grad()
@@ -125,9 +145,14 @@ def _lr(step: int, config: GeneratorConfig) -> float:
 
 
 def _snr_weights(noise_sched, t: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Per-example loss weights. Epsilon: Min-SNR-gamma, min(SNR, gamma) / SNR. v: min(1, gamma / (SNR + 1)),
+    the same cap at low noise but weight 1 at high noise; published Min-SNR for v, min(SNR, gamma) /
+    (SNR + 1), gives the zero-SNR step weight 0, and that step is where the layout is decided."""
     abar = noise_sched.alphas_cumprod[t]
     snr = abar / (1 - abar)
-    return torch.clamp(snr, max=gamma) / snr  # Min-SNR-gamma for epsilon prediction
+    if noise_sched.config.prediction_type == "v_prediction":
+        return torch.clamp(gamma / (snr + 1), max=1.0)
+    return torch.clamp(snr, max=gamma) / snr
 
 
 class _Ema:
@@ -206,7 +231,10 @@ def train_generator(config: GeneratorConfig = GeneratorConfig(), *, out: str | P
     ema = _Ema(modules, config.ema_decay)
     params = [p for m in modules for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-2)
-    noise_sched = sd_noise_schedule()
+    zts = config.zero_terminal_snr
+    noise_sched = sd_noise_schedule(zts)
+    log(f"objective: {noise_sched.config.prediction_type}, SNR at t=999 "
+        f"{float(noise_sched.alphas_cumprod[-1] / (1 - noise_sched.alphas_cumprod[-1])):.2g}")
     t0 = time.perf_counter()
     history = []
     for step in range(config.steps):
@@ -221,7 +249,8 @@ def train_generator(config: GeneratorConfig = GeneratorConfig(), *, out: str | P
         xt = noise_sched.add_noise(x0, noise, t)
         cond = text_encoder(tokenize(tokenizer, texts))[0]  # last hidden state, as the pipeline encodes
         pred = unet(xt, t, encoder_hidden_states=cond).sample
-        per_example = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+        target = training_target(noise_sched, x0, noise, t)
+        per_example = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
         loss = (per_example * _snr_weights(noise_sched, t, config.min_snr_gamma)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -233,7 +262,7 @@ def train_generator(config: GeneratorConfig = GeneratorConfig(), *, out: str | P
                 f"{time.perf_counter() - t0:.0f}s")
         over_time = config.max_minutes is not None and time.perf_counter() - t0 > 60 * config.max_minutes
         if over_time or (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            pipe = assemble_pipeline(vae, ema.modules[0], tokenizer, ema.modules[1])
+            pipe = assemble_pipeline(vae, ema.modules[0], tokenizer, ema.modules[1], zero_terminal_snr=zts)
             scores = quick_scores(pipe, n=24, seed=1234)
             history.append({"step": step + 1, **scores})
             log(f"eval step {step + 1}: {json.dumps(scores)} ({time.perf_counter() - t0:.0f}s)")
@@ -247,7 +276,7 @@ def train_generator(config: GeneratorConfig = GeneratorConfig(), *, out: str | P
                                                                  log=log)}
         times["polish_decoder"] = time.perf_counter() - t0
         log(f"polished decoder: {json.dumps(vae_metrics['polished'])}")
-    pipe = assemble_pipeline(vae, ema.modules[0], tokenizer, ema.modules[1])
+    pipe = assemble_pipeline(vae, ema.modules[0], tokenizer, ema.modules[1], zero_terminal_snr=zts)
     out = Path(out)
     save_pipeline(pipe, out)
     times["total"] = time.perf_counter() - started
@@ -325,6 +354,8 @@ def main(argv=None) -> None:
     parser.add_argument("--lr", type=float, default=GeneratorConfig.lr)
     parser.add_argument("--polish-steps", type=int, default=GeneratorConfig.polish_steps)
     parser.add_argument("--pool", type=int, default=GeneratorConfig.pool)
+    parser.add_argument("--zero-terminal-snr", action="store_true",
+                        help="v-prediction on betas rescaled to zero SNR at t=999 (Lin et al. 2024)")
     parser.add_argument("--eval-every", type=int, default=GeneratorConfig.eval_every)
     parser.add_argument("--eval-n", type=int, default=200, help="final evaluation prompts per category")
     # One thread by default: on a 2-core machine shared with other jobs, two OpenMP threads spin-waited
@@ -334,6 +365,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     config = GeneratorConfig(seed=args.seed, steps=args.steps, pool=args.pool, max_minutes=args.max_minutes,
                              lr=args.lr, polish_steps=args.polish_steps, eval_every=args.eval_every,
+                             zero_terminal_snr=args.zero_terminal_snr,
                              vae=VaeConfig(seed=args.seed, steps=args.vae_steps))
     report = train_generator(config, out=args.out, vae_dir=args.vae_dir, stage1_dir=args.stage1_dir,
                              resume=args.resume)
