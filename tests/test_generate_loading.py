@@ -116,3 +116,18 @@ def test_progress_false_hides_loading_bars_and_restores_the_setting(folders, cap
     assert diffusers_logging.is_progress_bar_enabled() and transformers_logging.is_progress_bar_enabled()
     load_checkpoint(folders["sd15"], device="cpu")
     assert "Loading pipeline components" in capfd.readouterr().err  # the default still shows them
+
+
+def test_progress_false_also_hides_the_bar_of_a_text_encoder_lora(capfd):
+    import transformers.utils.logging as transformers_logging
+
+    from mmkit.generate import ImageGenerator
+
+    transformers_logging.enable_progress_bar()
+    for progress in (False, True):
+        gen = ImageGenerator.from_pretrained("mmkit/shapes-sd", device="cpu", progress=progress)
+        capfd.readouterr()
+        gen.loras.load("mmkit/shapes-lora-star")  # carries text-encoder LoRA layers (transformers loads them)
+        assert gen.pipeline.text_encoder.peft_config  # the text-encoder part did load
+        assert ("Loading weights" in capfd.readouterr().err) is progress
+    assert transformers_logging.is_progress_bar_enabled()

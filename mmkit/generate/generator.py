@@ -137,7 +137,7 @@ class ImageGenerator:
         if self._loras is None:
             from .lora import LoraSet
 
-            self._loras = LoraSet(self._pipe)
+            self._loras = LoraSet(self._pipe, progress=self._progress)
         return self._loras
 
     @property

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import ModelLoadError, UsageError
+from ..loading_bars import without_loading_bars
 from .quiet_logs import without_adapter_load_report
 from .sources import PICKLE_SUFFIXES, Source, resolve_source, unavailable, use_safetensors, weight_files
 
@@ -161,11 +162,12 @@ class LoraSet:
         ```
     """
 
-    def __init__(self, pipe: Any) -> None:
+    def __init__(self, pipe: Any, *, progress: bool = True) -> None:
         if not hasattr(pipe, "load_lora_weights"):
             raise UsageError("This pipeline cannot load LoRA adapters", received=type(pipe).__name__,
                              fix="Pass a diffusers Stable Diffusion 1.5 / XL pipeline")
         self._pipe = pipe
+        self._progress = progress  # False: no library loading bars while adapters load
         self._sources: dict[str, str] = {}
         self._weights: dict[str, float] = {}
         self._fused = False
@@ -240,7 +242,7 @@ class LoraSet:
 
     def _load_checked(self, name: str, source, argument: str, kwargs: dict, expected: dict[str, set[str]]) -> None:
         try:
-            with without_adapter_load_report():
+            with without_adapter_load_report(), without_loading_bars(not self._progress):
                 self._pipe.load_lora_weights(argument, adapter_name=name, **kwargs)
         except (OSError, ValueError, RuntimeError, KeyError) as error:
             self._drop_partial(name)

@@ -316,12 +316,17 @@ def write_model_card(out: Path, report: dict, *, argv=None) -> None:
         f"| text_encoder | CLIPTextModel, hidden {cfg['text_hidden']}, {cfg['text_layers']} layers | {sizes.get('text_encoder', 0)} |",
         f"| unet | UNet2DConditionModel {cfg['unet_channels']}, cross-attention at 8x8 and 4x4 | {sizes.get('unet', 0)} |",
         "| tokenizer | CLIPTokenizer, 700-token BPE trained on the world's words | |",
-        "| scheduler | DPMSolverMultistepScheduler (dpmsolver++, SD 1.5 betas) | |", "",
+        "| scheduler | DPMSolverMultistepScheduler (dpmsolver++, SD 1.5 betas" + (
+            " rescaled to zero terminal SNR, v-prediction, trailing timesteps" if cfg.get("zero_terminal_snr")
+            else "") + ") | |", "",
         "## Training (reproduce: `python -m mmkit.shapes.training.train_generator" + (
             " " + " ".join(argv) if argv else "") + "`)", "",
         f"- seed {cfg['seed']}; VAE {cfg['vae']['steps']} steps (L1+L2+1e-6 KL, 32 px crops, batch 16);",
         f"  UNet + text encoder {cfg['steps']} steps planned, batch {cfg['batch']}, AdamW lr {cfg['lr']} cosine,",
-        f"  epsilon prediction, Min-SNR-{cfg['min_snr_gamma']}, CFG dropout {cfg['cfg_dropout']}, EMA {cfg['ema_decay']},",
+        ("  v-prediction on zero-terminal-SNR betas, loss weight min(1, "
+         f"{cfg['min_snr_gamma']} / (SNR + 1))," if cfg.get("zero_terminal_snr") else
+         f"  epsilon prediction, Min-SNR-{cfg['min_snr_gamma']},")
+        + f" CFG dropout {cfg['cfg_dropout']}, EMA {cfg['ema_decay']},",
         f"  {cfg['pool']} train-split scenes encoded once.",
         f"- steps run: {report['history'][-1]['step'] if report['history'] else 0}; seconds: "
         + ", ".join(f"{k} {v:.0f}" for k, v in sec.items()) + " (CPU, 1 thread, machine shared).",
@@ -337,7 +342,8 @@ def write_model_card(out: Path, report: dict, *, argv=None) -> None:
               f"{final.get('guidance_scale')}; inpainting: {final.get('inpaint_n')} trials, success = oracle "
               "passes the new caption and the unmasked pixels keep PSNR >= 30 dB.", "",
               "Training progress (24 val prompts each, 15 steps):", ""]
-    lines += [f"- step {h['step']}: single {h['single']}, pair {h['pair']}" for h in report["history"]]
+    lines += [f"- step {h['step']}: " + ", ".join(f"{k} {v}" for k, v in h.items() if k != "step")
+              for h in report["history"]]
     (out / "README.md").write_text("\n".join(lines) + "\n")
 
 
