@@ -15,9 +15,10 @@ from mmkit.shapes.training.vae import VaeConfig
 
 @pytest.mark.slow
 def test_a_few_steps_save_a_pipeline_the_sdk_loads(tmp_path):
-    config = GeneratorConfig(steps=3, batch=2, pool=8, eval_every=10**9, polish_steps=1, log_every=1,
+    config = GeneratorConfig(steps=5, stop_after=3, batch=2, pool=8, eval_every=10**9, polish_steps=1, log_every=1,
                              vae=VaeConfig(steps=2, batch=2, log_every=1))
-    train_generator(config, out=tmp_path / "shapes-sd", log=lambda *a, **k: None)
+    report = train_generator(config, out=tmp_path / "shapes-sd", log=lambda *a, **k: None)
+    assert [h["step"] for h in report["history"]] == [3]  # stopped (and scored) after 3 of the 5 planned steps
     folder = tmp_path / "shapes-sd"
     assert json.loads((folder / "model_index.json").read_text())["_class_name"] == "StableDiffusionPipeline"
     weights = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.safetensors"))

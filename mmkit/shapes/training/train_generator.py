@@ -44,6 +44,8 @@ class GeneratorConfig:
     seed: int = 0
     steps: int = 3500  # UNet + text encoder optimizer steps
     max_minutes: float | None = None  # stop stage 2 early when it runs longer (logged; breaks exact replay)
+    stop_after: int | None = None  # stop stage 2 after this many steps, the lr schedule still spanning `steps`
+    #                                (replays a run that max_minutes stopped: same weights, bit for bit)
     batch: int = 16
     lr: float = 8e-4  # peak, 200-step warm-up, cosine decay to 10%
     cfg_dropout: float = 0.1  # share of captions replaced by "" (classifier-free guidance)
@@ -261,13 +263,15 @@ def train_generator(config: GeneratorConfig = GeneratorConfig(), *, out: str | P
             log(f"unet step {step:5d} loss {loss.item():.4f} lr {_lr(step, config):.2e} "
                 f"{time.perf_counter() - t0:.0f}s")
         over_time = config.max_minutes is not None and time.perf_counter() - t0 > 60 * config.max_minutes
-        if over_time or (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+        stopped = over_time or (config.stop_after is not None and step + 1 >= config.stop_after)
+        if stopped or (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             pipe = assemble_pipeline(vae, ema.modules[0], tokenizer, ema.modules[1], zero_terminal_snr=zts)
             scores = quick_scores(pipe, n=24, seed=1234)
             history.append({"step": step + 1, **scores})
             log(f"eval step {step + 1}: {json.dumps(scores)} ({time.perf_counter() - t0:.0f}s)")
-        if over_time:
-            log(f"stopping after {step + 1} of {config.steps} steps: over max_minutes={config.max_minutes}")
+        if stopped:
+            why = f"over max_minutes={config.max_minutes}" if over_time else f"stop_after={config.stop_after}"
+            log(f"stopping after {step + 1} of {config.steps} steps: {why}")
             break
     times["unet"] = time.perf_counter() - t0
     if config.polish_steps:
@@ -357,6 +361,8 @@ def main(argv=None) -> None:
     parser.add_argument("--stage1-dir", default=None, help="save the stage-1 VAE (fp32) here")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-minutes", type=float, default=None, help="time guard for stage 2")
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="stop stage 2 after N steps (the lr schedule still spans --steps)")
     parser.add_argument("--lr", type=float, default=GeneratorConfig.lr)
     parser.add_argument("--polish-steps", type=int, default=GeneratorConfig.polish_steps)
     parser.add_argument("--pool", type=int, default=GeneratorConfig.pool)
@@ -370,6 +376,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = GeneratorConfig(seed=args.seed, steps=args.steps, pool=args.pool, max_minutes=args.max_minutes,
+                             stop_after=args.stop_after,
                              lr=args.lr, polish_steps=args.polish_steps, eval_every=args.eval_every,
                              zero_terminal_snr=args.zero_terminal_snr,
                              vae=VaeConfig(seed=args.seed, steps=args.vae_steps))
