@@ -14,10 +14,10 @@ from mmkit.shapes.training.vae import VaeConfig
 
 
 @pytest.mark.slow
-def test_a_few_steps_save_a_pipeline_the_sdk_loads(tmp_path):
+def test_a_few_steps_save_a_pipeline_the_sdk_loads(tmp_path, monkeypatch):
     config = GeneratorConfig(steps=5, stop_after=3, batch=2, pool=8, eval_every=10**9, polish_steps=1, log_every=1,
                              vae=VaeConfig(steps=2, batch=2, log_every=1))
-    report = train_generator(config, out=tmp_path / "shapes-sd", log=lambda *a, **k: None)
+    report = train_generator(config, out=tmp_path / "shapes-sd", stage1_dir=tmp_path / "vae", log=lambda *a, **k: None)
     assert [h["step"] for h in report["history"]] == [3]  # stopped (and scored) after 3 of the 5 planned steps
     folder = tmp_path / "shapes-sd"
     assert json.loads((folder / "model_index.json").read_text())["_class_name"] == "StableDiffusionPipeline"
@@ -34,6 +34,13 @@ def test_a_few_steps_save_a_pipeline_the_sdk_loads(tmp_path):
     first = generator.text_to_image("a red circle", steps=2, seed=1).images[0]
     again = generator.text_to_image("a red circle", steps=2, seed=1).images[0]
     assert first.size == (64, 64) and np.array_equal(np.asarray(first), np.asarray(again))
+    # a resumed run keeps the vocabulary its text encoder learned (a rebuilt BPE may number ties differently)
+    import mmkit.shapes.training.train_generator as module
+
+    monkeypatch.setattr(module, "build_shapes_tokenizer", lambda: pytest.fail("resume rebuilt the tokenizer"))
+    more = GeneratorConfig(steps=1, batch=2, pool=8, eval_every=10**9, polish_steps=0, seed=1)
+    train_generator(more, out=tmp_path / "resumed", vae_dir=tmp_path / "vae", resume=folder, log=lambda *a, **k: None)
+    assert (tmp_path / "resumed/tokenizer/tokenizer.json").read_text() == (folder / "tokenizer/tokenizer.json").read_text()
 
 
 def test_zero_terminal_snr_objective_and_schedule():

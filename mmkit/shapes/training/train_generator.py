@@ -217,13 +217,15 @@ def train_generator(config: GeneratorConfig = GeneratorConfig(), *, out: str | P
     log(f"pool: {len(scenes)} scenes -> latents {tuple(latents.shape)}, std {latents.std():.3f}, "
         f"mean {latents.mean():.3f} ({times['encode_pool']:.0f}s)")
 
-    tokenizer = build_shapes_tokenizer()
     if resume is None:
+        tokenizer = build_shapes_tokenizer()
         text_encoder, unet = build_text_encoder(config, len(tokenizer)), build_unet(config)
-    else:  # continue from a saved pipeline (fp16 weights, trained on in fp32)
+    else:  # continue from a saved pipeline (fp16 weights, trained on in fp32) and keep its vocabulary: BPE
+        # training breaks count ties in no fixed order, so a rebuilt tokenizer may number tokens differently
         from diffusers import UNet2DConditionModel
-        from transformers import CLIPTextModel
+        from transformers import CLIPTextModel, CLIPTokenizer
 
+        tokenizer = CLIPTokenizer.from_pretrained(Path(resume) / "tokenizer")
         text_encoder = CLIPTextModel.from_pretrained(Path(resume) / "text_encoder").float()
         unet = UNet2DConditionModel.from_pretrained(Path(resume) / "unet").float()
         log(f"resumed text encoder and UNet from {resume}")
