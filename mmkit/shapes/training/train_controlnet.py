@@ -257,7 +257,8 @@ def write_model_card(out: Path, report: dict, *, argv=None) -> None:
         f"- base `{report['base']}` (UNet, VAE, text encoder frozen); seed {cfg['seed']}; {cfg['steps']} steps "
         f"planned, batch {cfg['batch']},",
         f"  AdamW lr {cfg['lr']} (200-step warm-up, cosine to 10%), the base's {report.get('objective', 'epsilon')} "
-        f"objective, Min-SNR-{cfg['min_snr_gamma']},",
+        + (f"objective, loss weight min(1, {cfg['min_snr_gamma']} / (SNR + 1)),"
+           if report.get("objective") == "v_prediction" else f"objective, Min-SNR-{cfg['min_snr_gamma']},"),
         f"  CFG caption dropout {cfg['cfg_dropout']}, EMA {cfg['ema_decay']}; {cfg['pool']} train-split scenes;",
         "  condition = `mmkit.generate.preprocessors.canny` (thresholds 100 / 200) of the render.",
         f"- steps run: {steps_run}; seconds: {seconds} (CPU, 1 thread, machine shared).", "",
