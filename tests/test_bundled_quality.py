@@ -22,11 +22,12 @@ RUNS = {
 # (task, metric, category or None) -> (what the committed weights scored on exactly this sample, floor)
 FLOORS = {
     ("shapes_text_to_image", "pass", "single"): (0.95, 0.75),
-    ("shapes_inpaint", "success", None): (0.40, 0.25),
-    ("shapes_inpaint", "psnr_db", None): (33.85, 30.0),
-    ("shapes_controlnet", "layout_match", None): (0.90, 0.70),
-    ("shapes_controlnet", "mean_iou", None): (0.87, 0.75),
-    ("shapes_lora", "with_lora", None): (0.45, 0.25),
+    ("shapes_text_to_image", "pass", "pair"): (0.65, 0.45),
+    ("shapes_inpaint", "success", None): (1.00, 0.75),
+    ("shapes_inpaint", "psnr_db", None): (33.98, 30.0),
+    ("shapes_controlnet", "layout_match", None): (0.95, 0.75),
+    ("shapes_controlnet", "mean_iou", None): (0.88, 0.75),
+    ("shapes_lora", "with_lora", None): (0.65, 0.35),
     ("shapes_grounding", "acc@0.5", None): (0.30, 0.15),
     ("shapes_grounding", "mean_iou", None): (0.33, 0.20),
     ("shapes_vqa", "accuracy", None): (0.55, 0.35),
@@ -34,9 +35,6 @@ FLOORS = {
 }
 # metrics that must stay low: (measured, ceiling)
 CEILINGS = {("shapes_lora", "without_lora", None): (0.0, 0.20)}
-NOT_GUARDED = {  # 0 on this sample (0.02 on the full held-out set): a floor here could not fail (README reports it)
-    ("shapes_text_to_image", "pass", "pair"): 0.0,
-}
 
 
 def test_every_bundled_model_is_installed():
