@@ -40,7 +40,8 @@ def test_a_few_steps_save_a_pipeline_the_sdk_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "build_shapes_tokenizer", lambda: pytest.fail("resume rebuilt the tokenizer"))
     more = GeneratorConfig(steps=1, batch=2, pool=8, eval_every=10**9, polish_steps=0, seed=1)
     train_generator(more, out=tmp_path / "resumed", vae_dir=tmp_path / "vae", resume=folder, log=lambda *a, **k: None)
-    assert (tmp_path / "resumed/tokenizer/tokenizer.json").read_text() == (folder / "tokenizer/tokenizer.json").read_text()
+    saved = (folder / "tokenizer/tokenizer.json").read_text()
+    assert (tmp_path / "resumed/tokenizer/tokenizer.json").read_text() == saved
 
 
 def test_zero_terminal_snr_objective_and_schedule():

@@ -8,9 +8,10 @@ from exactly the base model). Its conditioning embedding downsamples 4x with cha
 stride-2 convolutions take the 64 px edge map to the 16x16 latent grid of the 4x VAE (diffusers' default
 (16, 32, 96, 256) downsamples 8x, for SD's 8x VAE). The base UNet, VAE and text encoder stay frozen; the net
 learns the base's own objective, read from its scheduler config (x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps;
-MSE on eps, or on v for a zero-terminal-SNR base), Min-SNR-5 weighted, with the caption dropped to "" for 10% of examples (classifier-free guidance keeps working with
-the control on), and an EMA of the weights is saved. Conditions are `mmkit.generate.preprocessors.canny` of
-the rendered train-split scene with `Control`'s default thresholds: the very maps the SDK makes at inference.
+MSE on eps, or on v for a zero-terminal-SNR base), weighted as the base was (`train_generator._snr_weights`),
+with the caption dropped to "" for 10% of examples (classifier-free guidance keeps working with the control on),
+and an EMA of the weights is saved. Conditions are `mmkit.generate.preprocessors.canny` of the rendered
+train-split scene with `Control`'s default thresholds: the very maps the SDK makes at inference.
 
 Run: `python -m mmkit.shapes.training.train_controlnet [--base DIR] [--out DIR] [--steps N] [--threads 1]
 [--eval-n N]` (seeded; prints the time per stage and the final oracle metrics, writes training.json and a
