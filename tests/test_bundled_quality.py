@@ -27,7 +27,7 @@ FLOORS = {
     ("shapes_inpaint", "psnr_db", None): (33.98, 30.0),
     ("shapes_controlnet", "layout_match", None): (0.95, 0.75),
     ("shapes_controlnet", "mean_iou", None): (0.88, 0.75),
-    ("shapes_lora", "with_lora", None): (0.65, 0.35),
+    ("shapes_lora", "with_lora", None): (0.90, 0.65),
     ("shapes_grounding", "acc@0.5", None): (0.30, 0.15),
     ("shapes_grounding", "mean_iou", None): (0.33, 0.20),
     ("shapes_vqa", "accuracy", None): (0.55, 0.35),
