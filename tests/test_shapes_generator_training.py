@@ -65,3 +65,15 @@ def test_zero_terminal_snr_objective_and_schedule():
     assert scheduler.config.prediction_type == "v_prediction" and scheduler.config.rescale_betas_zero_snr
     scheduler.set_timesteps(20)
     assert int(scheduler.timesteps[0]) == 999  # "trailing": sampling starts where training saw pure noise
+
+
+def test_resuming_a_zero_snr_model_without_the_flag_is_refused_before_any_work(tmp_path):
+    from mmkit.exceptions import UsageError
+
+    folder = tmp_path / "zero-snr"
+    (folder / "scheduler").mkdir(parents=True)
+    (folder / "scheduler/scheduler_config.json").write_text(json.dumps(
+        {"prediction_type": "v_prediction", "rescale_betas_zero_snr": True}))
+    with pytest.raises(UsageError, match="zero terminal SNR") as info:  # no VAE given: would train one first
+        train_generator(GeneratorConfig(steps=1), out=tmp_path / "out", resume=folder, log=lambda *a, **k: None)
+    assert "--zero-terminal-snr" in info.value.fix and not (tmp_path / "out").exists()

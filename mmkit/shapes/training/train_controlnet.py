@@ -39,7 +39,7 @@ from ...generate.quiet_logs import without_empty_fp32_warning
 from ..render import render
 from .data import scene_caption, tokenize, train_scenes
 from .train_generator import DEFAULT_OUT as BASE_DIR
-from .train_generator import _Ema, _jsonable, _lr, _snr_weights, encode_pool, training_target
+from .train_generator import _Ema, _jsonable, _lr, _snr_weights, encode_pool, loss_weight_label, training_target
 
 __all__ = ["ControlNetConfig", "train_controlnet", "edge_maps", "load_base", "DEFAULT_OUT"]
 
@@ -233,6 +233,7 @@ def train_controlnet(config: ControlNetConfig = ControlNetConfig(), *, base: str
 def write_model_card(out: Path, report: dict, *, argv=None) -> None:
     """README.md beside the weights: what it is, how to reproduce it, what the oracle measured."""
     cfg, sec, final = report["config"], report["seconds"], report.get("final", {})
+    objective = report.get("objective", "epsilon")  # reports from before the objective was recorded
     size = sum(p.stat().st_size for p in out.glob("*.safetensors"))
     steps_run = report["history"][-1]["step"] if report["history"] else 0
     seconds = ", ".join(f"{k} {v:.2f}" if k == "seconds_per_step" else f"{k} {v:.0f}" for k, v in sec.items())
@@ -257,9 +258,8 @@ def write_model_card(out: Path, report: dict, *, argv=None) -> None:
         "",
         f"- base `{report['base']}` (UNet, VAE, text encoder frozen); seed {cfg['seed']}; {cfg['steps']} steps "
         f"planned, batch {cfg['batch']},",
-        f"  AdamW lr {cfg['lr']} (200-step warm-up, cosine to 10%), the base's {report.get('objective', 'epsilon')} "
-        + (f"objective, loss weight min(1, {cfg['min_snr_gamma']} / (SNR + 1)),"
-           if report.get("objective") == "v_prediction" else f"objective, Min-SNR-{cfg['min_snr_gamma']},"),
+        f"  AdamW lr {cfg['lr']} (200-step warm-up, cosine to 10%), the base's {objective} objective, "
+        f"{loss_weight_label(objective, cfg['min_snr_gamma'])},",
         f"  CFG caption dropout {cfg['cfg_dropout']}, EMA {cfg['ema_decay']}; {cfg['pool']} train-split scenes;",
         "  condition = `mmkit.generate.preprocessors.canny` (thresholds 100 / 200) of the render.",
         f"- steps run: {steps_run}; seconds: {seconds} (CPU, 1 thread, machine shared).", "",

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...exceptions import UsageError
 from .data import build_shapes_tokenizer, scene_caption, to_tensor, tokenize, train_scenes
 from .vae import VaeConfig, polish_decoder, train_vae
 
@@ -157,6 +158,22 @@ def _snr_weights(noise_sched, t: torch.Tensor, gamma: float) -> torch.Tensor:
     return torch.clamp(snr, max=gamma) / snr
 
 
+def _check_resumed_objective(resume: Path, config: GeneratorConfig) -> None:
+    """Refuse to resume a zero-terminal-SNR (v) model on SD 1.5's epsilon schedule: it would silently retrain the
+    objective back. The other way (epsilon -> v) is a deliberate switch (run 4 of shapes-sd)."""
+    saved = json.loads((resume / "scheduler" / "scheduler_config.json").read_text())
+    if saved.get("rescale_betas_zero_snr") and not config.zero_terminal_snr:
+        raise UsageError("the resumed pipeline was trained with zero terminal SNR and v-prediction",
+                         received=str(resume), fix="add --zero-terminal-snr (zero_terminal_snr=True)")
+
+
+def loss_weight_label(prediction_type: str, gamma: float) -> str:
+    """How `_snr_weights` weighs the loss for this objective, as model cards print it."""
+    if prediction_type == "v_prediction":
+        return f"loss weight min(1, {gamma} / (SNR + 1))"
+    return f"Min-SNR-{gamma}"
+
+
 class _Ema:
     """Exponential moving average of the trainable weights (warm-up decay (1 + n) / (10 + n))."""
 
@@ -193,6 +210,8 @@ def train_generator(config: GeneratorConfig = GeneratorConfig(), *, out: str | P
 
     from .evaluate_generator import quick_scores
 
+    if resume is not None:  # before any work
+        _check_resumed_objective(Path(resume), config)
     torch.manual_seed(config.seed)
     times: dict[str, float] = {}
     started = time.perf_counter()
@@ -329,10 +348,9 @@ def write_model_card(out: Path, report: dict, *, argv=None) -> None:
             " " + " ".join(argv) if argv else "") + "`)", "",
         f"- seed {cfg['seed']}; VAE {cfg['vae']['steps']} steps (L1+L2+1e-6 KL, 32 px crops, batch 16);",
         f"  UNet + text encoder {cfg['steps']} steps planned, batch {cfg['batch']}, AdamW lr {cfg['lr']} cosine,",
-        ("  v-prediction on zero-terminal-SNR betas, loss weight min(1, "
-         f"{cfg['min_snr_gamma']} / (SNR + 1))," if cfg.get("zero_terminal_snr") else
-         f"  epsilon prediction, Min-SNR-{cfg['min_snr_gamma']},")
-        + f" CFG dropout {cfg['cfg_dropout']}, EMA {cfg['ema_decay']},",
+        ("  v-prediction on zero-terminal-SNR betas, " if cfg.get("zero_terminal_snr") else "  epsilon prediction, ")
+        + loss_weight_label("v_prediction" if cfg.get("zero_terminal_snr") else "epsilon", cfg["min_snr_gamma"])
+        + f", CFG dropout {cfg['cfg_dropout']}, EMA {cfg['ema_decay']},",
         f"  {cfg['pool']} train-split scenes encoded once.",
         f"- steps run: {report['history'][-1]['step'] if report['history'] else 0}; seconds: "
         + ", ".join(f"{k} {v:.0f}" for k, v in sec.items()) + " (CPU, 1 thread, machine shared).",
