@@ -132,11 +132,13 @@ def test_grounding_samples_use_the_sdk_prompt_and_multi_instance_answers():
 
 def test_batches_depend_only_on_seed_and_step(processor):
     (a, la), (b, lb) = _batch(3, CONFIG, processor, (112, 112)), _batch(3, CONFIG, processor, (112, 112))
-    assert all(torch.equal(a[k], b[k]) for k in a) and torch.equal(la, lb)
+    assert all(torch.equal(a[k], b[k]) for k in a) and all(torch.equal(la[k], lb[k]) for k in la)
     c, lc = _batch(4, CONFIG, processor, (112, 112))
     assert c["pixel_values"].shape == a["pixel_values"].shape  # 4 images x 64 patches either way
     assert not torch.equal(c["pixel_values"], a["pixel_values"])
-    assert la.shape == lc.shape == (4 * 64,) and int(la.max()) > 0  # one class per patch, some shapes in it
+    # one class per patch, some shapes in it; one covering shape and box per merged token
+    assert la["patch"].shape == lc["patch"].shape == (4 * 64,) and int(la["patch"].max()) > 0
+    assert la["classes"].shape == (4 * 16,) and la["boxes"].shape == (4 * 16, 4) and int(la["classes"].max()) > 0
     clips, none = _batch(2, CONFIG, processor, (112, 112))  # every 3rd step: a batch of 2 clips, no stills
     assert clips["video_grid_thw"].shape == (2, 3) and "pixel_values" not in clips and none is None
 
@@ -194,6 +196,46 @@ def test_position_head_reads_row_and_column_of_image_tokens():
         head((states, states), partial)
 
 
+def test_token_objects_give_each_cell_its_covering_shape_and_the_answers_box():
+    from mmkit.shapes.training.vlm_object_loss import NO_BOX, token_objects
+    from mmkit.shapes.training.vlm_patch_loss import patch_labels
+
+    scene = _scene()  # red circle (3, 23)-(21, 41) on the left, blue square (45, 21)-(62, 38) on the right
+    classes, boxes = token_objects(scene, 4, 112)
+    red, blue = (int(patch_labels(Scene(size=64, shapes=(s,)), 8).max()) for s in scene.shapes)
+    # 16 px cells: the circle spans columns 0-1 and rows 1-2, the square columns 2-3 and rows 1-2
+    assert classes.reshape(4, 4).tolist() == [[0, 0, 0, 0], [red, red, blue, blue], [red, red, blue, blue],
+                                              [0, 0, 0, 0]]
+    fence = box_answer([s.box for s in scene.shapes], ["a", "b"], (112, 112), (64, 64))
+    answer = json.loads(fence.removeprefix("```json\n").removesuffix("\n```"))  # what the model is taught to write
+    assert boxes[4].tolist() == answer[0]["bbox_2d"] == [5, 40, 37, 72] and boxes[7].tolist() == answer[1]["bbox_2d"]
+    assert (boxes[classes == 0] == NO_BOX).all()
+
+
+def test_object_head_loss_is_low_only_for_the_true_labels():
+    from mmkit.shapes.training.vlm_object_loss import ObjectHead, token_objects
+
+    classes, boxes = (torch.from_numpy(a) for a in token_objects(_scene(), 4, 112))
+    head = ObjectHead(32, 112, layers=(1,))
+    mask = torch.zeros(1, 20, dtype=torch.bool)
+    mask[:, 2:18] = True
+    states = torch.zeros(1, 20, 32)
+    states[0, 2:18, 0] = classes.float()  # channel 0 carries the class; the head fits it and the boxes
+    states[0, 2:18, 1] = 1.0
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.05)
+    first = head((states, states), mask, classes, boxes).item()
+    for _ in range(300):
+        optimizer.zero_grad()
+        head((states, states), mask, classes, boxes).backward()
+        optimizer.step()
+    with torch.no_grad():
+        fitted = head((states, states), mask, classes, boxes).item()
+        shuffled = head((states, states), mask, classes.roll(1), boxes.roll(1, 0)).item()
+    assert first > 5.0 and fitted < 0.05 and shuffled > 1.0
+    with pytest.raises(ValueError, match="image tokens"):
+        head((states, states), mask, classes[:8], boxes[:8])
+
+
 def test_instructed_yes_no_questions_only_when_asked():
     from mmkit.shapes.training.vlm_data import instructed_yes_no
 
@@ -248,10 +290,12 @@ def test_few_step_run_writes_a_folder_the_sdk_loads_and_resumes(tmp_path):
     resumed = train_vlm(replace(CONFIG, steps=4), out=out, ckpt_dir=ckpt, resume=True)
     assert [h["step"] for h in resumed["history"]] == [1, 2, 3, 4]
 
-    # A second run starts from the saved folder (weights and processor) with the position loss on; at a
+    # A second run starts from the saved folder (weights and processor) with the position and object losses
+    # on; at a
     # vanishing learning rate its weights are the first run's.
     second = tmp_path / "vlm2"
-    train_vlm(replace(CONFIG, steps=2, lr=1e-12, init_from=str(out), position_loss_weight=0.5), out=second,
+    train_vlm(replace(CONFIG, steps=2, lr=1e-12, init_from=str(out), position_loss_weight=0.5,
+                      object_loss_weight=0.5), out=second,
               ckpt_dir=tmp_path / "ckpt2")
     assert (second / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()
     with safe_open(out / "model.safetensors", "pt") as f, safe_open(second / "model.safetensors", "pt") as g:

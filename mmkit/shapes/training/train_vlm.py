@@ -30,6 +30,7 @@ from ...exceptions import UsageError
 from .vlm_data import TaskMix, collate, encode_sample, input_size_for, pixel_budget, sample_train, world_corpus
 from .vlm_evaluate import evaluate_vlm
 from .vlm_patch_loss import PatchHead, captured_image_features, patch_labels, patch_loss
+from .vlm_object_loss import ObjectHead, object_loss, token_objects
 from .vlm_position_loss import PositionHead, position_loss
 from .vlm_model import DEFAULT_ARCH, TINY_ARCH, VlmArch, build_model, build_processor, count_parameters, save_folder
 from .vlm_tokenizer import build_world_tokenizer
@@ -62,6 +63,7 @@ class VlmTrainConfig:
     log_every: int = 10
     patch_loss_weight: float = 1.0  # dense patch supervision of the ViT (vlm_patch_loss); 0: language loss only
     position_loss_weight: float = 0.0  # row/column supervision of image tokens in the decoder (vlm_position_loss)
+    object_loss_weight: float = 0.0  # covering shape's class and box on image tokens in the decoder (vlm_object_loss)
     init_from: str | None = None  # start from this saved shapes VLM folder (weights and processor), fresh optimizer
     corpus_n: int = 2000  # tokenizer corpus: samples per language
     arch: VlmArch = DEFAULT_ARCH
@@ -76,8 +78,9 @@ def _lr(step: int, config: VlmTrainConfig) -> float:
     return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-    """The batch of step `step` and, for image batches, the patch classes of its images (batch order)."""
+def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """The batch of step `step` and, for image batches, the labels of the training-only heads (batch order):
+    {"patch": ViT patch classes, "classes" / "boxes": per merged token, its covering shape (`token_objects`)}."""
     rng = np.random.default_rng([config.seed, step])
     clips = config.video_every > 0 and (step + 1) % config.video_every == 0
     task, size = ("video", config.video_batch_size) if clips else (None, config.batch_size)
@@ -86,7 +89,10 @@ def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[di
     if clips:
         return batch, None
     grid = input_size[0] // 14  # patches per side of the resized input (patch_size 14)
-    return batch, torch.from_numpy(np.concatenate([patch_labels(s.scene, grid) for s in samples]))
+    objects = [token_objects(s.scene, grid // 2, input_size[0]) for s in samples]
+    return batch, {"patch": torch.from_numpy(np.concatenate([patch_labels(s.scene, grid) for s in samples])),
+                   "classes": torch.from_numpy(np.concatenate([o[0] for o in objects])),
+                   "boxes": torch.from_numpy(np.concatenate([o[1] for o in objects]))}
 
 
 def _save_state(ckpt: Path, model, heads: torch.nn.ModuleDict, optimizer, step: int, history: list) -> None:
@@ -105,7 +111,7 @@ def _load_state(ckpt: Path, model, heads: torch.nn.ModuleDict, optimizer) -> tup
     return int(state["step"]), json.loads(state["history"])
 
 
-def _setup(config: VlmTrainConfig, ckpt: Path, resume: bool, grid: int):
+def _setup(config: VlmTrainConfig, ckpt: Path, resume: bool, grid: int, input_size: int):
     """Tokenizer + processor (saved in the checkpoint folder, reloaded on resume), model, training-only heads,
     optimizer."""
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
@@ -130,6 +136,9 @@ def _setup(config: VlmTrainConfig, ckpt: Path, resume: bool, grid: int):
     if config.position_loss_weight:
         heads["position"] = PositionHead(config.arch.text_hidden, grid,
                                          layers=tuple(range(1, min(2, config.arch.text_layers) + 1)))
+    if config.object_loss_weight:  # after the position layers, before the last (which writes the answer)
+        last = max(1, config.arch.text_layers - 1)
+        heads["object"] = ObjectHead(config.arch.text_hidden, input_size, layers=tuple(range(min(2, last), last + 1)))
     named = [*model.named_parameters(), *(("heads." + n, p) for n, p in heads.named_parameters())]
     decay = [p for n, p in named if p.ndim >= 2 and "embed" not in n]
     rest = [p for n, p in named if not (p.ndim >= 2 and "embed" not in n)]
@@ -160,7 +169,7 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         raise UsageError("nothing to resume from", received=str(ckpt), fix="drop --resume or pass the right --ckpt-dir")
     torch.set_num_threads(config.threads)
     grid = 112 // 28  # merged tokens per side of the 64 px world's resized input (checked below)
-    processor, model, heads, optimizer = _setup(config, ckpt, resume, grid)
+    processor, model, heads, optimizer = _setup(config, ckpt, resume, grid, grid * 28)
     start, history = _load_state(ckpt, model, heads, optimizer) if resume else (0, [])
     input_size = input_size_for((64, 64), pixel_budget(processor), 14)
     if input_size[0] // 28 != grid or input_size[0] != input_size[1]:
@@ -177,24 +186,36 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
             group["lr"] = _lr(step, config)
         batch, labels = _batch(step, config, processor, input_size)
         positions = labels is not None and config.position_loss_weight > 0
+        objects = labels is not None and config.object_loss_weight > 0
         with captured_image_features(model) as features:
-            output = model(**batch, use_cache=False, output_hidden_states=positions)
+            output = model(**batch, use_cache=False, output_hidden_states=positions or objects)
         loss = output.loss
         if labels is not None and config.patch_loss_weight:
-            loss = loss + config.patch_loss_weight * patch_loss(heads["patch"], features, labels)
+            loss = loss + config.patch_loss_weight * patch_loss(heads["patch"], features, labels["patch"])
         if positions:
             loss = loss + config.position_loss_weight * position_loss(
                 heads["position"], output.hidden_states, batch["input_ids"], image_token)
+        parts = {"lm": output.loss.item()}
+        if objects:
+            parts["object"] = object_loss(heads["object"], output.hidden_states, batch["input_ids"], image_token,
+                                          labels["classes"], labels["boxes"])
+            loss = loss + config.object_loss_weight * parts["object"]
+            parts["object"] = parts["object"].item()
         loss.backward()
         torch.nn.utils.clip_grad_norm_([*model.parameters(), *heads.parameters()], config.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        window.append((loss.item(), time.perf_counter() - tick))
+        window.append((loss.item(), time.perf_counter() - tick, parts))
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
             mean_loss, sec = np.mean([w[0] for w in window]), np.mean([w[1] for w in window])
-            history.append({"step": done, "loss": round(float(mean_loss), 4), "s_per_step": round(float(sec), 3)})
-            print(f"step {done:>6}  loss {mean_loss:.4f}  lr {_lr(step, config):.2e}  {sec:.2f} s/step", flush=True)
+            keys = sorted({k for w in window for k in w[2]})
+            means = {k: round(float(np.mean([w[2][k] for w in window if k in w[2]])), 4) for k in keys}
+            history.append({"step": done, "loss": round(float(mean_loss), 4), "s_per_step": round(float(sec), 3),
+                            **{f"{k}_loss": v for k, v in means.items()}})
+            shown = "".join(f"  {k} {v:.4f}" for k, v in means.items())
+            print(f"step {done:>6}  loss {mean_loss:.4f}{shown}  lr {_lr(step, config):.2e}  {sec:.2f} s/step",
+                  flush=True)
             window = []
         if config.eval_every and done % config.eval_every == 0 and done < config.steps:
             folder = save_folder(model, processor, ckpt / "eval_model")
@@ -253,7 +274,8 @@ fps, {{"min_pixels": {a.min_pixels}, "max_pixels": {a.max_pixels}}})]` (16 token
   {config.mix.caption}; Chinese share {config.mix.zh_share}; instructed yes/no share {config.mix.instructed_share};
   train split scenes only (content-hash split)
 - training-only heads (discarded): ViT patch classes (weight {config.patch_loss_weight}), decoder image-token
-  row/column (weight {config.position_loss_weight}); started from {config.init_from or 'random initialisation'}
+  row/column (weight {config.position_loss_weight}), decoder image-token covering shape and box (weight
+  {config.object_loss_weight}); started from {config.init_from or 'random initialisation'}
 - wall time of the last run: {meta['seconds_this_run'] / 60:.1f} min (resumed from step {meta['resumed_from_step']})
 - final loss: {losses[-1]['loss'] if losses else 'n/a'}
 
@@ -280,6 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--video-every", type=int, default=VlmTrainConfig.video_every, help="0: no video")
     parser.add_argument("--checkpoint-every", type=int, default=VlmTrainConfig.checkpoint_every)
     parser.add_argument("--position-loss-weight", type=float, default=VlmTrainConfig.position_loss_weight)
+    parser.add_argument("--object-loss-weight", type=float, default=VlmTrainConfig.object_loss_weight)
     parser.add_argument("--instructed-share", type=float, default=TaskMix.instructed_share,
                         help="share of yes/no questions in the instructed form VLM checkers ask")
     parser.add_argument("--init-from", default=None, help="start from this saved shapes VLM folder")
@@ -290,7 +313,8 @@ def main(argv: list[str] | None = None) -> None:
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=min(args.warmup, args.steps), seed=args.seed,
         eval_every=args.eval_every, eval_n=args.eval_n, final_eval_n=args.final_eval_n,
         checkpoint_every=args.checkpoint_every, video_every=args.video_every, threads=args.threads,
-        position_loss_weight=args.position_loss_weight, init_from=args.init_from,
+        position_loss_weight=args.position_loss_weight, object_loss_weight=args.object_loss_weight,
+        init_from=args.init_from,
         mix=TaskMix(instructed_share=args.instructed_share))
     if args.tiny:
         config = replace(config, arch=TINY_ARCH, corpus_n=300)
