@@ -236,6 +236,24 @@ def test_object_head_loss_is_low_only_for_the_true_labels():
         head((states, states), mask, classes[:8], boxes[:8])
 
 
+def test_answer_loss_matches_transformers_and_weights_answers_and_digits():
+    from transformers.loss.loss_utils import ForCausalLMLoss
+
+    from mmkit.shapes.training.train_vlm import answer_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 12)
+    labels = torch.tensor([[IGNORE, IGNORE, 3, 4, 5, 6], [IGNORE, IGNORE, IGNORE, IGNORE, 7, IGNORE]])
+    plain = answer_loss(logits, labels)
+    assert torch.allclose(plain, ForCausalLMLoss(logits, labels, vocab_size=12))  # the default is upstream's loss
+    ce = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 12), labels[:, 1:].reshape(-1),
+                                           ignore_index=IGNORE, reduction="none").view(2, 5)
+    a, b = ce[0, 1:].mean(), ce[1, 3]  # row 0 answers 4 tokens, row 1 one
+    assert torch.allclose(answer_loss(logits, labels, per_sample=True), (a + b) / 2)
+    weighted = answer_loss(logits, labels, number_ids=[4, 7], number_weight=3.0)  # tokens 4 and 7 count thrice
+    assert torch.allclose(weighted, (ce[0, 1] + 3 * ce[0, 2] + ce[0, 3] + ce[0, 4] + 3 * ce[1, 3]) / 9)
+
+
 def test_instructed_yes_no_questions_only_when_asked():
     from mmkit.shapes.training.vlm_data import instructed_yes_no
 
@@ -291,11 +309,11 @@ def test_few_step_run_writes_a_folder_the_sdk_loads_and_resumes(tmp_path):
     assert [h["step"] for h in resumed["history"]] == [1, 2, 3, 4]
 
     # A second run starts from the saved folder (weights and processor) with the position and object losses
-    # on; at a
+    # and the weighted language loss on; at a
     # vanishing learning rate its weights are the first run's.
     second = tmp_path / "vlm2"
     train_vlm(replace(CONFIG, steps=2, lr=1e-12, init_from=str(out), position_loss_weight=0.5,
-                      object_loss_weight=0.5), out=second,
+                      object_loss_weight=0.5, loss_per_sample=True, number_token_weight=3.0), out=second,
               ckpt_dir=tmp_path / "ckpt2")
     assert (second / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()
     with safe_open(out / "model.safetensors", "pt") as f, safe_open(second / "model.safetensors", "pt") as g:

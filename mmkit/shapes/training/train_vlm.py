@@ -22,12 +22,14 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ...exceptions import UsageError
-from .vlm_data import TaskMix, collate, encode_sample, input_size_for, pixel_budget, sample_train, world_corpus
+from .vlm_data import IGNORE, TaskMix, collate, encode_sample, input_size_for, pixel_budget, sample_train, world_corpus
 from .vlm_evaluate import evaluate_vlm
 from .vlm_patch_loss import PatchHead, captured_image_features, patch_labels, patch_loss
 from .vlm_object_loss import ObjectHead, object_loss, token_objects
@@ -64,6 +66,9 @@ class VlmTrainConfig:
     patch_loss_weight: float = 1.0  # dense patch supervision of the ViT (vlm_patch_loss); 0: language loss only
     position_loss_weight: float = 0.0  # row/column supervision of image tokens in the decoder (vlm_position_loss)
     object_loss_weight: float = 0.0  # covering shape's class and box on image tokens in the decoder (vlm_object_loss)
+    loss_per_sample: bool = False  # language loss: mean over each sample's answer tokens, then over samples (every
+    # answer counts the same: a 2-token VQA answer as much as a 40-token caption); False: mean over all tokens
+    number_token_weight: float = 1.0  # weight of digit tokens (box coordinates, seconds) in the language loss
     init_from: str | None = None  # start from this saved shapes VLM folder (weights and processor), fresh optimizer
     corpus_n: int = 2000  # tokenizer corpus: samples per language
     arch: VlmArch = DEFAULT_ARCH
@@ -93,6 +98,27 @@ def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[di
     return batch, {"patch": torch.from_numpy(np.concatenate([patch_labels(s.scene, grid) for s in samples])),
                    "classes": torch.from_numpy(np.concatenate([o[0] for o in objects])),
                    "boxes": torch.from_numpy(np.concatenate([o[1] for o in objects]))}
+
+
+def answer_loss(logits: torch.Tensor, labels: torch.Tensor, *, per_sample: bool = False,
+                number_ids: Sequence[int] = (), number_weight: float = 1.0) -> torch.Tensor:
+    """Next-token cross-entropy on the answer tokens (`labels` != IGNORE), weighted.
+
+    With `per_sample=False` and `number_weight=1` this is transformers' own causal-LM loss (mean over all answer
+    tokens of the batch). `number_weight` multiplies the weight of tokens in `number_ids`; `per_sample` first
+    averages (weighted) within each row, then over the rows that have answer tokens.
+    """
+    logits, target = logits[:, :-1].float(), labels[:, 1:]
+    valid = target != IGNORE
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE,
+                         reduction="none").view(target.shape)
+    weight = valid.float()
+    if number_ids and number_weight != 1.0:
+        weight = weight * torch.where(torch.isin(target, torch.tensor(list(number_ids))), number_weight, 1.0)
+    if not per_sample:
+        return (weight * ce).sum() / weight.sum()
+    rows = weight.sum(dim=1) > 0
+    return ((weight * ce).sum(dim=1)[rows] / weight.sum(dim=1)[rows]).mean()
 
 
 def _save_state(ckpt: Path, model, heads: torch.nn.ModuleDict, optimizer, step: int, history: list) -> None:
@@ -176,6 +202,10 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         raise UsageError("the shapes VLM is trained on square 112 px inputs", received=input_size,
                          fix="keep VlmArch's min_pixels / max_pixels")
     image_token = model.config.image_token_id
+    number_ids = processor.tokenizer.convert_tokens_to_ids(list("0123456789"))
+    if processor.tokenizer.unk_token_id in number_ids:
+        raise UsageError("the tokenizer has no single-digit tokens", received=str(number_ids))
+    weighted_lm = config.loss_per_sample or config.number_token_weight != 1.0
     print(f"shapes VLM: {count_parameters(model) / 1e6:.2f} M params, vocab {len(processor.tokenizer)}, "
           f"input {input_size}, steps {start}->{config.steps}, batch {config.batch_size}", flush=True)
     began, window = time.perf_counter(), []
@@ -187,15 +217,20 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         batch, labels = _batch(step, config, processor, input_size)
         positions = labels is not None and config.position_loss_weight > 0
         objects = labels is not None and config.object_loss_weight > 0
+        inputs = {k: v for k, v in batch.items() if k != "labels"} if weighted_lm else batch
         with captured_image_features(model) as features:
-            output = model(**batch, use_cache=False, output_hidden_states=positions or objects)
-        loss = output.loss
+            output = model(**inputs, use_cache=False, output_hidden_states=positions or objects)
+        if weighted_lm:
+            loss = answer_loss(output.logits, batch["labels"], per_sample=config.loss_per_sample,
+                               number_ids=number_ids, number_weight=config.number_token_weight)
+        else:
+            loss = output.loss  # transformers' causal-LM loss: the mean over all answer tokens of the batch
+        parts = {"lm": loss.item()}
         if labels is not None and config.patch_loss_weight:
             loss = loss + config.patch_loss_weight * patch_loss(heads["patch"], features, labels["patch"])
         if positions:
             loss = loss + config.position_loss_weight * position_loss(
                 heads["position"], output.hidden_states, batch["input_ids"], image_token)
-        parts = {"lm": output.loss.item()}
         if objects:
             parts["object"] = object_loss(heads["object"], output.hidden_states, batch["input_ids"], image_token,
                                           labels["classes"], labels["boxes"])
@@ -303,6 +338,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=VlmTrainConfig.checkpoint_every)
     parser.add_argument("--position-loss-weight", type=float, default=VlmTrainConfig.position_loss_weight)
     parser.add_argument("--object-loss-weight", type=float, default=VlmTrainConfig.object_loss_weight)
+    parser.add_argument("--loss-per-sample", action="store_true",
+                        help="language loss: every answer counts the same (mean per sample, then over samples)")
+    parser.add_argument("--number-token-weight", type=float, default=VlmTrainConfig.number_token_weight,
+                        help="weight of digit tokens (coordinates, seconds) in the language loss")
     parser.add_argument("--instructed-share", type=float, default=TaskMix.instructed_share,
                         help="share of yes/no questions in the instructed form VLM checkers ask")
     parser.add_argument("--init-from", default=None, help="start from this saved shapes VLM folder")
@@ -314,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
         eval_every=args.eval_every, eval_n=args.eval_n, final_eval_n=args.final_eval_n,
         checkpoint_every=args.checkpoint_every, video_every=args.video_every, threads=args.threads,
         position_loss_weight=args.position_loss_weight, object_loss_weight=args.object_loss_weight,
+        loss_per_sample=args.loss_per_sample, number_token_weight=args.number_token_weight,
         init_from=args.init_from,
         mix=TaskMix(instructed_share=args.instructed_share))
     if args.tiny:
