@@ -20,6 +20,8 @@ from typing import Any, Callable, Literal
 from PIL import Image, ImageDraw
 from pydantic import BaseModel, ConfigDict, Field
 
+from mmkit.shapes import position_word
+from mmkit.shapes.language import object_phrase
 from mmkit.understand.answer import Box
 from mmkit.understand.draw import draw_grounding
 
@@ -182,6 +184,12 @@ def run_edit(ctx: LoopContext, handle: str, decision: RouteDecision) -> LoopOutc
                params={"box": list(answer.boxes[0].as_tuple()), "boxes_found": len(answer.boxes)})
     target, replacement = parse_object(decision.target), parse_object(decision.replacement or "")
     prompt = decision.prompt if decision.intent == "replace" and decision.prompt else s.remove_prompt
+    if decision.intent == "replace" and replacement is not None and replacement.complete \
+            and replacement.position is None:
+        # say where: a generator that places objects by its prompt (the bundled one does) draws "a blue square"
+        # anywhere, and outside the mask it is cut away (1 of 6 seeds kept it; "... at the bottom right": 6 of 6)
+        prompt = object_phrase(replacement.colour, replacement.kind, decision.language,
+                               position_word(answer.boxes[0], image.size))
     expectation = _edit_expectation(target, replacement if decision.intent == "replace" else None, decision.language)
 
     def repaint(attempt: int, seed: int) -> tuple[Any, dict[str, Any]]:

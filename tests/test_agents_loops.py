@@ -79,6 +79,9 @@ def test_edit_replace_success_en_and_zh():
         assert found == {("blue", "square", "left"), ("green", "triangle", "right")}
         verdict = result.turn.steps[-1].verdict
         assert [i.expected for i in verdict.items] == ["present", "absent"] and verdict.passed
+        # the inpainting prompt says where the grounded box is, in the request's language
+        inpaint = next(s for s in result.turn.steps if s.kind == "inpaint")
+        assert inpaint.params["prompt"] == ("a blue square on the left" if text.startswith("replace") else "左边一个蓝色的正方形")
 
 
 def test_edit_retry_grows_dilation_then_budget_spent():
