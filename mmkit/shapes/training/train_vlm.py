@@ -202,10 +202,10 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         raise UsageError("the shapes VLM is trained on square 112 px inputs", received=input_size,
                          fix="keep VlmArch's min_pixels / max_pixels")
     image_token = model.config.image_token_id
-    number_ids = processor.tokenizer.convert_tokens_to_ids(list("0123456789"))
-    if processor.tokenizer.unk_token_id in number_ids:
-        raise UsageError("the tokenizer has no single-digit tokens", received=str(number_ids))
     weighted_lm = config.loss_per_sample or config.number_token_weight != 1.0
+    number_ids = processor.tokenizer.convert_tokens_to_ids(list("0123456789"))
+    if config.number_token_weight != 1.0 and processor.tokenizer.unk_token_id in number_ids:
+        raise UsageError("--number-token-weight needs a tokenizer with one token per digit", received=str(number_ids))
     print(f"shapes VLM: {count_parameters(model) / 1e6:.2f} M params, vocab {len(processor.tokenizer)}, "
           f"input {input_size}, steps {start}->{config.steps}, batch {config.batch_size}", flush=True)
     began, window = time.perf_counter(), []

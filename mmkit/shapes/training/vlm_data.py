@@ -46,7 +46,7 @@ from ..video import VideoScene, render_video, sample_video, temporal_queries
 from ..vocab import BASE_KINDS, COLOURS, POSITIONS, SHAPES
 
 __all__ = ["IGNORE", "CAPTION_PROMPTS", "TaskMix", "Sample", "sample_train", "samples_for", "video_sample",
-           "instructed_yes_no", "box_answer", "point_answer", "span_answer", "video_part", "world_corpus",
+           "instructed_yes_no", "box_in_input", "box_answer", "point_answer", "span_answer", "video_part", "world_corpus",
            "pixel_budget", "input_size_for", "encode_prompt", "encode_sample", "collate"]
 
 IGNORE = -100
@@ -108,12 +108,17 @@ def _scaled(value: float, scale: float) -> int:
     return int(round(value * scale))
 
 
+def box_in_input(box: Box, input_size: tuple[int, int], image_size: tuple[int, int]) -> list[int]:
+    """`box` (original pixels) as the grounding answer writes it: [x1, y1, x2, y2] in whole pixels of the resized
+    input (`input_size`, (w, h))."""
+    sx, sy = input_size[0] / image_size[0], input_size[1] / image_size[1]
+    return [_scaled(box.x1, sx), _scaled(box.y1, sy), _scaled(box.x2, sx), _scaled(box.y2, sy)]
+
+
 def box_answer(boxes: Sequence[Box], labels: Sequence[str], input_size: tuple[int, int],
                image_size: tuple[int, int]) -> str:
     """Qwen2.5-VL's grounding answer: `bbox_2d` in pixels of the resized input (`input_size`, (w, h))."""
-    sx, sy = input_size[0] / image_size[0], input_size[1] / image_size[1]
-    items = [{"bbox_2d": [_scaled(b.x1, sx), _scaled(b.y1, sy), _scaled(b.x2, sx), _scaled(b.y2, sy)], "label": label}
-             for b, label in zip(boxes, labels)]
+    items = [{"bbox_2d": box_in_input(b, input_size, image_size), "label": label} for b, label in zip(boxes, labels)]
     return _fence(items)
 
 

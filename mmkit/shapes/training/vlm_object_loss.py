@@ -25,15 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..render import coverage
 from ..scene import Scene
-from ..vocab import COLOURS, SHAPES
+from .vlm_data import box_in_input
+from .vlm_patch_loss import N_CLASSES, cell_shares, shape_class
 
 __all__ = ["N_CLASSES", "token_objects", "ObjectHead", "object_loss"]
 
-_COLOURS, _KINDS = list(COLOURS), list(SHAPES)
-N_CLASSES = 1 + len(_COLOURS) * len(_KINDS)
-"""Background plus every (colour, kind), numbered as `vlm_patch_loss` numbers them."""
 NO_BOX = -100
 """Box label of background tokens (`F.cross_entropy`'s ignore_index)."""
 
@@ -46,21 +43,14 @@ def token_objects(scene: Scene, grid: int, input_size: int, *, min_share: float 
     Returns:
         classes (grid*grid,) int64, boxes (grid*grid, 4) int64.
     """
-    size = scene.size
-    edges = np.linspace(0, size, grid + 1).round().astype(int)
     best = np.zeros((grid, grid), dtype=np.float32)
     classes = np.zeros((grid, grid), dtype=np.int64)
     boxes = np.full((grid, grid, 4), NO_BOX, dtype=np.int64)
-    scale = input_size / size
     for shape in scene.shapes:
-        cover = coverage(shape.kind, shape.box.as_tuple(), size, size, supersample=2)
-        share = np.array([[cover[edges[r]:edges[r + 1], edges[c]:edges[c + 1]].mean() for c in range(grid)]
-                          for r in range(grid)])
+        share = cell_shares(shape, scene.size, grid)
         wins = (share >= min_share) & (share > best)
-        b = shape.box
-        classes[wins] = 1 + _COLOURS.index(shape.colour) * len(_KINDS) + _KINDS.index(shape.kind)
-        boxes[wins] = [int(round(v * scale)) for v in (b.x1, b.y1, b.x2, b.y2)]
-        best[wins] = share[wins]
+        classes[wins], best[wins] = shape_class(shape), share[wins]
+        boxes[wins] = box_in_input(shape.box, (input_size, input_size), (scene.size, scene.size))
     return classes.reshape(-1), boxes.reshape(-1, 4)
 
 

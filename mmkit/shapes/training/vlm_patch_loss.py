@@ -24,14 +24,27 @@ import torch
 import torch.nn.functional as F
 
 from ..render import coverage
-from ..scene import Scene
+from ..scene import Scene, ShapeSpec
 from ..vocab import COLOURS, SHAPES
 
-__all__ = ["N_CLASSES", "patch_labels", "PatchHead", "captured_image_features", "patch_loss"]
+__all__ = ["N_CLASSES", "shape_class", "cell_shares", "patch_labels", "PatchHead", "captured_image_features", "patch_loss"]
 
 _COLOURS, _KINDS = list(COLOURS), list(SHAPES)
 N_CLASSES = 1 + len(_COLOURS) * len(_KINDS)
 """Background plus every (colour, kind)."""
+
+
+def shape_class(shape: ShapeSpec) -> int:
+    """The class of a shape: 1 + its (colour, kind) index (0 is background)."""
+    return 1 + _COLOURS.index(shape.colour) * len(_KINDS) + _KINDS.index(shape.kind)
+
+
+def cell_shares(shape: ShapeSpec, size: int, grid: int) -> np.ndarray:
+    """(grid, grid): the fraction of each cell of a `size`-sided image that `shape` covers (row-major)."""
+    cover = coverage(shape.kind, shape.box.as_tuple(), size, size, supersample=2)
+    edges = np.linspace(0, size, grid + 1).round().astype(int)
+    return np.array([[cover[edges[r]:edges[r + 1], edges[c]:edges[c + 1]].mean() for c in range(grid)]
+                     for r in range(grid)])
 
 
 def patch_labels(scene: Scene, grid: int, *, merge: int = 2, min_share: float = 0.25) -> np.ndarray:
@@ -40,17 +53,12 @@ def patch_labels(scene: Scene, grid: int, *, merge: int = 2, min_share: float = 
     A patch takes the class of the shape covering most of it when that shape covers at least `min_share` of
     it, else background (0).
     """
-    size = scene.size
     best = np.zeros((grid, grid), dtype=np.float32)
     labels = np.zeros((grid, grid), dtype=np.int64)
-    edges = np.linspace(0, size, grid + 1).round().astype(int)
     for shape in scene.shapes:
-        cover = coverage(shape.kind, shape.box.as_tuple(), size, size, supersample=2)
-        share = np.array([[cover[edges[r]:edges[r + 1], edges[c]:edges[c + 1]].mean() for c in range(grid)]
-                          for r in range(grid)])
-        cls = 1 + _COLOURS.index(shape.colour) * len(_KINDS) + _KINDS.index(shape.kind)
+        share = cell_shares(shape, scene.size, grid)
         wins = (share >= min_share) & (share > best)
-        labels[wins], best[wins] = cls, share[wins]
+        labels[wins], best[wins] = shape_class(shape), share[wins]
     m = grid // merge
     return labels.reshape(m, merge, m, merge).transpose(0, 2, 1, 3).reshape(-1)
 
