@@ -236,6 +236,56 @@ def test_object_head_loss_is_low_only_for_the_true_labels():
         head((states, states), mask, classes[:8], boxes[:8])
 
 
+def test_target_cells_and_attention_loss_reward_only_attention_on_the_target():
+    from mmkit.shapes.training.vlm_attention_loss import attention_loss, attention_on_targets, target_cells
+
+    scene = _scene()  # 16 px cells: the circle spans columns 0-1, rows 1-2; the square columns 2-3, rows 1-2
+    circle = target_cells(scene, scene.shapes[0], 4)
+    assert np.flatnonzero(circle).tolist() == [4, 5, 8, 9]
+    # one row: 2 text tokens, 16 image tokens (id 9), then an answer "1 2 x" where ids 1 and 2 are digits
+    ids = torch.tensor([[5, 5] + [9] * 16 + [1, 2, 3]])
+    labels = torch.tensor([[IGNORE] * 18 + [1, 2, 3]])
+    queries = [17, 18]  # the positions that predict the digits 1 and 2
+    on_target, elsewhere = torch.zeros(1, 2, 21, 21), torch.zeros(1, 2, 21, 21)
+    on_target[0, 1, queries, 2 + 4] = on_target[0, 1, queries, 2 + 9] = 0.5  # head 1: all on the circle
+    elsewhere[0, 1, queries, 2 + 6] = 1.0  # head 1: all on the square
+    on_target[0, 0, :, 0] = elsewhere[0, 0, :, 0] = 1.0  # head 0: on the first text token
+    args = (ids, labels, 9, [circle], [1, 2])
+    assert attention_loss((on_target,), *args, heads=((0, 1),)).item() == pytest.approx(0.0, abs=1e-5)
+    assert attention_loss((elsewhere,), *args, heads=((0, 1),)).item() == pytest.approx(-np.log(1e-6), rel=1e-3)
+    assert attention_on_targets((on_target,), *args, layer=0, head=1) == pytest.approx(1.0)
+    assert attention_on_targets((on_target,), *args, layer=0, head=0) == pytest.approx(0.0)
+    assert attention_loss((on_target,), ids, labels, 9, [None], [1, 2], heads=((0, 1),)) is None
+    with pytest.raises(ValueError, match="target cells"):
+        attention_loss((on_target,), ids, labels, 9, [circle[:8]], [1, 2], heads=((0, 1),))
+
+
+def test_attention_heads_outside_the_decoder_are_refused_before_training(tmp_path):
+    from mmkit.exceptions import UsageError
+
+    with pytest.raises(UsageError, match="attention_heads"):  # TINY_ARCH has one decoder layer
+        train_vlm(replace(CONFIG, attention_loss_weight=0.5), out=tmp_path / "vlm", ckpt_dir=tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_batches_give_attention_targets_to_one_target_grounding_and_pointing_only(processor):
+    from mmkit.shapes.training.vlm_attention_loss import target_cells
+
+    config = replace(CONFIG, batch_size=24, video_every=0)
+    _, labels = _batch(0, config, processor, (112, 112))
+    rng = np.random.default_rng([config.seed, 0])  # the same draw as _batch's
+    from mmkit.shapes.training.vlm_data import sample_train
+
+    samples = [sample_train(rng, mix=config.mix, input_size=(112, 112)) for _ in range(24)]
+    for sample, cells in zip(samples, labels["targets"]):
+        if sample.task in ("ground", "point") and len(sample.boxes) == 1:
+            shape = next(s for s in sample.scene.shapes if s.box == sample.boxes[0])
+            assert cells is not None and np.array_equal(cells, target_cells(sample.scene, shape, 4))
+        else:
+            assert cells is None
+    assert any(c is not None for c in labels["targets"]) and any(c is None for c in labels["targets"])
+
+
 def test_answer_loss_matches_transformers_and_weights_answers_and_digits():
     from transformers.loss.loss_utils import ForCausalLMLoss
 
@@ -308,13 +358,15 @@ def test_few_step_run_writes_a_folder_the_sdk_loads_and_resumes(tmp_path):
     resumed = train_vlm(replace(CONFIG, steps=4), out=out, ckpt_dir=ckpt, resume=True)
     assert [h["step"] for h in resumed["history"]] == [1, 2, 3, 4]
 
-    # A second run starts from the saved folder (weights and processor) with the position and object losses
-    # and the weighted language loss on; at a
-    # vanishing learning rate its weights are the first run's.
+    # A second run starts from the saved folder (weights and processor) with the position, object and attention
+    # losses and the weighted language loss on; at a vanishing learning rate its weights are the first run's.
     second = tmp_path / "vlm2"
-    train_vlm(replace(CONFIG, steps=2, lr=1e-12, init_from=str(out), position_loss_weight=0.5,
-                      object_loss_weight=0.5, loss_per_sample=True, number_token_weight=3.0), out=second,
-              ckpt_dir=tmp_path / "ckpt2")
+    run = train_vlm(replace(CONFIG, steps=2, lr=1e-12, init_from=str(out), position_loss_weight=0.5,
+                            object_loss_weight=0.5, loss_per_sample=True, number_token_weight=3.0,
+                            attention_loss_weight=0.5, attention_heads=((0, 1),)), out=second,
+                    ckpt_dir=tmp_path / "ckpt2")
+    assert any("attention_loss" in h for h in run["history"])
+    assert "eager" not in (second / "config.json").read_text()  # training's attention backend is not shipped
     assert (second / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()
     with safe_open(out / "model.safetensors", "pt") as f, safe_open(second / "model.safetensors", "pt") as g:
         assert all(torch.equal(f.get_tensor(k), g.get_tensor(k)) for k in f.keys())

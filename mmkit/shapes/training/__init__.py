@@ -10,8 +10,9 @@
   (`python -m mmkit.shapes.training.train_vlm`); `vlm_patch_loss`: the training-only dense patch supervision
   that keeps its from-scratch ViT informative; `vlm_position_loss`: the training-only row/column supervision
   of image tokens in the decoder that lets it say where things are; `vlm_object_loss`: the training-only
-  supervision that makes each image token state its covering shape and that shape's box; `vlm_evaluate`: its
-  scores through the SDK path.
+  supervision that makes each image token state its covering shape and that shape's box;
+  `vlm_attention_loss`: the training-only supervision that points the queries writing a box's digits at the
+  target's image tokens; `vlm_evaluate`: its scores through the SDK path.
 - `train_controlnet` (+ `evaluate_controlnet`): a canny `ControlNetModel` for the generator.
 - `train_concept_lora`: a LoRA teaching the generator a held-out shape (the star), trained with
   `mmkit.generate.train_lora` unchanged.

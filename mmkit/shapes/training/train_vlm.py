@@ -32,6 +32,7 @@ from ...exceptions import UsageError
 from .vlm_data import IGNORE, TaskMix, collate, encode_sample, input_size_for, pixel_budget, sample_train, world_corpus
 from .vlm_evaluate import evaluate_vlm
 from .vlm_patch_loss import PatchHead, captured_image_features, patch_labels, patch_loss
+from .vlm_attention_loss import DEFAULT_HEADS, attention_loss, target_cells
 from .vlm_object_loss import ObjectHead, object_loss, token_objects
 from .vlm_position_loss import PositionHead, position_loss
 from .vlm_model import DEFAULT_ARCH, TINY_ARCH, VlmArch, build_model, build_processor, count_parameters, save_folder
@@ -69,6 +70,9 @@ class VlmTrainConfig:
     loss_per_sample: bool = False  # language loss: mean over each sample's answer tokens, then over samples (every
     # answer counts the same: a 2-token VQA answer as much as a 40-token caption); False: mean over all tokens
     number_token_weight: float = 1.0  # weight of digit tokens (box coordinates, seconds) in the language loss
+    attention_loss_weight: float = 0.0  # digit queries of one-target grounding / pointing answers attend to the
+    # target's image tokens (vlm_attention_loss; needs eager attention in the decoder while training)
+    attention_heads: tuple[tuple[int, int], ...] = DEFAULT_HEADS  # the supervised (decoder layer, head) pairs
     init_from: str | None = None  # start from this saved shapes VLM folder (weights and processor), fresh optimizer
     corpus_n: int = 2000  # tokenizer corpus: samples per language
     arch: VlmArch = DEFAULT_ARCH
@@ -85,7 +89,8 @@ def _lr(step: int, config: VlmTrainConfig) -> float:
 
 def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[dict[str, torch.Tensor], dict | None]:
     """The batch of step `step` and, for image batches, the labels of the training-only heads (batch order):
-    {"patch": ViT patch classes, "classes" / "boxes": per merged token, its covering shape (`token_objects`)}."""
+    {"patch": ViT patch classes, "classes" / "boxes": per merged token, its covering shape (`token_objects`),
+    "targets": per sample, the cells of its one grounding / pointing target (`target_cells`) or None}."""
     rng = np.random.default_rng([config.seed, step])
     clips = config.video_every > 0 and (step + 1) % config.video_every == 0
     task, size = ("video", config.video_batch_size) if clips else (None, config.batch_size)
@@ -97,7 +102,17 @@ def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[di
     objects = [token_objects(s.scene, grid // 2, input_size[0]) for s in samples]
     return batch, {"patch": torch.from_numpy(np.concatenate([patch_labels(s.scene, grid) for s in samples])),
                    "classes": torch.from_numpy(np.concatenate([o[0] for o in objects])),
-                   "boxes": torch.from_numpy(np.concatenate([o[1] for o in objects]))}
+                   "boxes": torch.from_numpy(np.concatenate([o[1] for o in objects])),
+                   "targets": [_target_cells(s, grid // 2) for s in samples]}
+
+
+def _target_cells(sample, grid: int) -> np.ndarray | None:
+    """The merged-token cells of a grounding / pointing sample's one target shape (None otherwise)."""
+    if sample.task not in ("ground", "point") or len(sample.boxes) != 1:
+        return None
+    box = sample.boxes[0].as_tuple()
+    shape = next(s for s in sample.scene.shapes if s.box.as_tuple() == box)
+    return target_cells(sample.scene, shape, grid)
 
 
 def answer_loss(logits: torch.Tensor, labels: torch.Tensor, *, per_sample: bool = False,
@@ -189,6 +204,12 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
     """
     if config.steps < 1 or config.batch_size < 1:
         raise UsageError("steps and batch_size must be >= 1", received=(config.steps, config.batch_size))
+    if config.attention_loss_weight:
+        bad = [(layer, head) for layer, head in config.attention_heads
+               if not (0 <= layer < config.arch.text_layers and 0 <= head < config.arch.text_heads)]
+        if bad or not config.attention_heads:
+            raise UsageError("attention_heads must name (layer, head) pairs of the decoder", received=bad or "none",
+                             fix=f"layers 0..{config.arch.text_layers - 1}, heads 0..{config.arch.text_heads - 1}")
     out = Path(out)
     ckpt = Path(ckpt_dir) if ckpt_dir else Path.home() / ".cache" / "mmkit" / "training" / out.name
     if resume and not (ckpt / _STATE).is_file():
@@ -202,10 +223,13 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         raise UsageError("the shapes VLM is trained on square 112 px inputs", received=input_size,
                          fix="keep VlmArch's min_pixels / max_pixels")
     image_token = model.config.image_token_id
+    if config.attention_loss_weight:  # attention probabilities: eager in the decoder (the ViT keeps sdpa)
+        model.set_attn_implementation({"text_config": "eager"})
     weighted_lm = config.loss_per_sample or config.number_token_weight != 1.0
     number_ids = processor.tokenizer.convert_tokens_to_ids(list("0123456789"))
-    if config.number_token_weight != 1.0 and processor.tokenizer.unk_token_id in number_ids:
-        raise UsageError("--number-token-weight needs a tokenizer with one token per digit", received=str(number_ids))
+    if (config.number_token_weight != 1.0 or config.attention_loss_weight) and \
+            processor.tokenizer.unk_token_id in number_ids:
+        raise UsageError("--number-token-weight and --attention-loss-weight need a tokenizer with one token per digit", received=str(number_ids))
     print(f"shapes VLM: {count_parameters(model) / 1e6:.2f} M params, vocab {len(processor.tokenizer)}, "
           f"input {input_size}, steps {start}->{config.steps}, batch {config.batch_size}", flush=True)
     began, window = time.perf_counter(), []
@@ -217,9 +241,11 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         batch, labels = _batch(step, config, processor, input_size)
         positions = labels is not None and config.position_loss_weight > 0
         objects = labels is not None and config.object_loss_weight > 0
+        attends = labels is not None and config.attention_loss_weight > 0
         inputs = {k: v for k, v in batch.items() if k != "labels"} if weighted_lm else batch
         with captured_image_features(model) as features:
-            output = model(**inputs, use_cache=False, output_hidden_states=positions or objects)
+            output = model(**inputs, use_cache=False, output_hidden_states=positions or objects,
+                           output_attentions=attends)
         if weighted_lm:
             loss = answer_loss(output.logits, batch["labels"], per_sample=config.loss_per_sample,
                                number_ids=number_ids, number_weight=config.number_token_weight)
@@ -236,6 +262,12 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
                                           labels["classes"], labels["boxes"])
             loss = loss + config.object_loss_weight * parts["object"]
             parts["object"] = parts["object"].item()
+        if attends:
+            attention = attention_loss(output.attentions, batch["input_ids"], batch["labels"], image_token,
+                                       labels["targets"], number_ids, heads=config.attention_heads)
+            if attention is not None:
+                loss = loss + config.attention_loss_weight * attention
+                parts["attention"] = attention.item()
         loss.backward()
         torch.nn.utils.clip_grad_norm_([*model.parameters(), *heads.parameters()], config.grad_clip)
         optimizer.step()
@@ -310,7 +342,8 @@ fps, {{"min_pixels": {a.min_pixels}, "max_pixels": {a.max_pixels}}})]` (16 token
   train split scenes only (content-hash split)
 - training-only heads (discarded): ViT patch classes (weight {config.patch_loss_weight}), decoder image-token
   row/column (weight {config.position_loss_weight}), decoder image-token covering shape and box (weight
-  {config.object_loss_weight}); started from {config.init_from or 'random initialisation'}
+  {config.object_loss_weight}); digit queries attend to the grounding target (weight
+  {config.attention_loss_weight}); started from {config.init_from or 'random initialisation'}
 - wall time of the last run: {meta['seconds_this_run'] / 60:.1f} min (resumed from step {meta['resumed_from_step']})
 - final loss: {losses[-1]['loss'] if losses else 'n/a'}
 
@@ -342,6 +375,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="language loss: every answer counts the same (mean per sample, then over samples)")
     parser.add_argument("--number-token-weight", type=float, default=VlmTrainConfig.number_token_weight,
                         help="weight of digit tokens (coordinates, seconds) in the language loss")
+    parser.add_argument("--attention-loss-weight", type=float, default=VlmTrainConfig.attention_loss_weight,
+                        help="digit queries of grounding answers attend to the target's image tokens")
     parser.add_argument("--instructed-share", type=float, default=TaskMix.instructed_share,
                         help="share of yes/no questions in the instructed form VLM checkers ask")
     parser.add_argument("--init-from", default=None, help="start from this saved shapes VLM folder")
@@ -354,6 +389,7 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint_every=args.checkpoint_every, video_every=args.video_every, threads=args.threads,
         position_loss_weight=args.position_loss_weight, object_loss_weight=args.object_loss_weight,
         loss_per_sample=args.loss_per_sample, number_token_weight=args.number_token_weight,
+        attention_loss_weight=args.attention_loss_weight,
         init_from=args.init_from,
         mix=TaskMix(instructed_share=args.instructed_share))
     if args.tiny:

@@ -1,0 +1,94 @@
+"""Attention supervision for the shapes VLM's decoder, used only during training.
+
+Why: after object supervision (`vlm_object_loss`) the image tokens of every shape state its class and box (linear
+read-outs get both right), and the model grounds a lone shape 96% of the time, but with three shapes in the
+picture only 36%: the answer names the right shape in its `label` and then copies some coordinates from another
+shape's tokens (x from one, y from the other). Each digit of `[x1, y1, x2, y2]` is written by its own query,
+and nothing asks those queries to look at the same, right, object.
+
+This module does: on grounding and pointing answers with one target, every query that writes a digit should put
+its attention, in chosen (layer, head) pairs of the decoder, on the image tokens the target covers. The loss is
+-log(attention mass on those tokens), averaged over the digit queries. The other heads stay free. It changes no
+weights' shapes and adds none, so the shipped model is the plain `Qwen2_5_VLForConditionalGeneration`; training
+needs the decoder's attention probabilities (`output_attentions`, eager attention in the text model).
+
+This module knows scenes, merged-token cells and attention maps; it knows nothing about the training loop.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..scene import Scene, ShapeSpec
+from .vlm_data import IGNORE
+from .vlm_patch_loss import cell_shares
+
+__all__ = ["DEFAULT_HEADS", "target_cells", "attention_loss", "attention_on_targets"]
+
+DEFAULT_HEADS = ((2, 1), (3, 3))
+"""(decoder layer, head) pairs supervised by default (0-based layers): layers 2 and 3 read the hidden states in
+which `vlm_object_loss` asks image tokens to hold their shape's box, and in the model trained before this loss
+these two heads put the most attention on the target from digit queries (0.23 and 0.13 of it; the other heads of
+those layers 0.04-0.11; 32 grounding samples, `attention_on_targets`)."""
+
+
+def target_cells(scene: Scene, shape: ShapeSpec, grid: int, *, min_share: float = 0.05) -> np.ndarray:
+    """(grid*grid,) bool, row-major: the merged image tokens whose cell `shape` covers at least `min_share` of."""
+    return (cell_shares(shape, scene.size, grid) >= min_share).reshape(-1)
+
+
+def _mass(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: torch.Tensor, image_token_id: int,
+          targets: Sequence[np.ndarray | None], number_ids: Sequence[int],
+          heads: Sequence[tuple[int, int]]) -> torch.Tensor | None:
+    """Attention mass on the target tokens, one value per ((layer, head), digit query): (n,) or None if no row
+    has a target."""
+    numbers = torch.tensor(list(number_ids), device=labels.device)
+    masses = []
+    for row, cells in enumerate(targets):
+        if cells is None:
+            continue
+        image = (input_ids[row] == image_token_id).nonzero().squeeze(1)
+        if image.numel() != cells.size:
+            raise ValueError(f"row {row}: {image.numel()} image tokens but {cells.size} target cells")
+        keys = image[torch.from_numpy(cells).to(image.device)]
+        # the query at position q predicts the token at q + 1: queries that write a digit of the answer
+        nxt = labels[row, 1:]
+        queries = ((nxt != IGNORE) & torch.isin(nxt, numbers)).nonzero().squeeze(1)
+        if keys.numel() == 0 or queries.numel() == 0:
+            continue
+        for layer, head in heads:
+            probs = attentions[layer][row, head]  # (seq, seq)
+            masses.append(probs[queries][:, keys].sum(dim=-1))
+    return torch.cat(masses) if masses else None
+
+
+def attention_loss(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: torch.Tensor,
+                   image_token_id: int, targets: Sequence[np.ndarray | None], number_ids: Sequence[int], *,
+                   heads: Sequence[tuple[int, int]] = DEFAULT_HEADS) -> torch.Tensor | None:
+    """-log(attention mass on the target's image tokens), mean over digit queries x `heads`.
+
+    Args:
+        attentions: the model's `attentions` (one (batch, heads, seq, seq) tensor per decoder layer).
+        input_ids, labels: the batch (labels IGNORE outside answers).
+        image_token_id: the model's image placeholder token.
+        targets: per row, `target_cells` of its one target, or None (no supervision for that row).
+        number_ids: token ids of the digits 0-9.
+        heads: the supervised (decoder layer, head) pairs.
+
+    Returns:
+        the loss, or None when no row of the batch has a target.
+    """
+    mass = _mass(attentions, input_ids, labels, image_token_id, targets, number_ids, heads)
+    return None if mass is None else -torch.log(mass.clamp_min(1e-6)).mean()
+
+
+@torch.no_grad()
+def attention_on_targets(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: torch.Tensor,
+                         image_token_id: int, targets: Sequence[np.ndarray | None], number_ids: Sequence[int],
+                         layer: int, head: int) -> float | None:
+    """Mean attention mass one head puts on the target's tokens from digit queries (a probe; None: no target)."""
+    mass = _mass(attentions, input_ids, labels, image_token_id, targets, number_ids, ((layer, head),))
+    return None if mass is None else float(mass.mean())
