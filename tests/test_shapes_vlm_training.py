@@ -255,6 +255,11 @@ def test_target_cells_and_attention_loss_reward_only_attention_on_the_target():
     assert attention_loss((elsewhere,), *args, heads=((0, 1),)).item() == pytest.approx(-np.log(1e-6), rel=1e-3)
     assert attention_on_targets((on_target,), *args, layer=0, head=1) == pytest.approx(1.0)
     assert attention_on_targets((on_target,), *args, layer=0, head=0) == pytest.approx(0.0)
+    # an answer without digits ("yes"): only the query writing its first token is supervised
+    first_only = torch.zeros(1, 2, 21, 21)
+    first_only[0, 1, 17, 2 + 5] = 1.0
+    assert attention_on_targets((first_only,), ids, labels, 9, [circle], [7], layer=0, head=1) == pytest.approx(1.0)
+    assert attention_on_targets((first_only,), *args, layer=0, head=1) == pytest.approx(0.5)
     assert attention_loss((on_target,), ids, labels, 9, [None], [1, 2], heads=((0, 1),)) is None
     with pytest.raises(ValueError, match="target cells"):
         attention_loss((on_target,), ids, labels, 9, [circle[:8]], [1, 2], heads=((0, 1),))
@@ -268,22 +273,30 @@ def test_attention_heads_outside_the_decoder_are_refused_before_training(tmp_pat
     assert not (tmp_path / "ckpt").exists()
 
 
-def test_batches_give_attention_targets_to_one_target_grounding_and_pointing_only(processor):
+def test_batches_give_attention_targets_to_one_target_answers_of_the_chosen_tasks(processor):
     from mmkit.shapes.training.vlm_attention_loss import target_cells
 
-    config = replace(CONFIG, batch_size=24, video_every=0)
-    _, labels = _batch(0, config, processor, (112, 112))
-    rng = np.random.default_rng([config.seed, 0])  # the same draw as _batch's
     from mmkit.shapes.training.vlm_data import sample_train
 
-    samples = [sample_train(rng, mix=config.mix, input_size=(112, 112)) for _ in range(24)]
-    for sample, cells in zip(samples, labels["targets"]):
+    config = replace(CONFIG, batch_size=32, video_every=0)
+    rng = np.random.default_rng([config.seed, 0])  # the same draw as _batch's
+    samples = [sample_train(rng, mix=config.mix, input_size=(112, 112)) for _ in range(32)]
+    _, labels = _batch(0, config, processor, (112, 112))
+    _, with_questions = _batch(0, replace(config, attention_tasks=("ground", "point", "vqa")), processor, (112, 112))
+    seen = set()
+    for sample, cells, asked in zip(samples, labels["targets"], with_questions["targets"]):
         if sample.task in ("ground", "point") and len(sample.boxes) == 1:
             shape = next(s for s in sample.scene.shapes if s.box == sample.boxes[0])
-            assert cells is not None and np.array_equal(cells, target_cells(sample.scene, shape, 4))
+            assert np.array_equal(cells, target_cells(sample.scene, shape, 4)) and np.array_equal(asked, cells)
+            seen.add("target")
+        elif sample.task == "vqa" and sample.boxes:  # the union of the cells of the shapes the answer is about
+            assert cells is None and asked.sum() >= max(target_cells(sample.scene, s, 4).sum()
+                                                        for s in sample.scene.shapes if s.box in sample.boxes)
+            seen.add("question")
         else:
-            assert cells is None
-    assert any(c is not None for c in labels["targets"]) and any(c is None for c in labels["targets"])
+            assert cells is None and asked is None
+            seen.add("none")
+    assert seen == {"target", "question", "none"}
 
 
 def test_answer_loss_matches_transformers_and_weights_answers_and_digits():

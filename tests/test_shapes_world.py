@@ -96,6 +96,24 @@ def test_questions_consistent_with_scene_in_both_languages():
     assert len(en) == len(zh) == len(questions(scene))
 
 
+def test_each_answer_names_the_shapes_it_is_read_from():
+    scene = scene_from_prompt("a red circle at the top left, a red square in the centre and a green circle on the right")
+    circle, square, green = scene.shapes
+    about = {q.question: q.about for q in questions(scene)}
+    assert about["How many shapes are there?"] == scene.shapes
+    assert about["How many red shapes are there?"] == (circle, square)
+    assert about["How many circles are there?"] == (circle, green)
+    assert about["What colour is the square?"] == (square,) and about["What shape is on the right?"] == (green,)
+    assert about["Is there a red circle?"] == (circle,) and about["Is there an orange circle?"] == ()
+    for qa in questions(scene, "zh"):  # the answer follows from the shapes named
+        if qa.kind.startswith("count"):
+            assert qa.answer == str(len(qa.about))
+        elif qa.kind == "exists":
+            assert (qa.answer == "有") == bool(qa.about)
+        else:
+            assert len(qa.about) == 1
+
+
 def test_grounding_targets_are_unambiguous():
     scene = scene_from_prompt("a red circle on the left and a red square on the right")
     en = {t.expression: t.box for t in grounding_targets(scene)}

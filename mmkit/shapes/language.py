@@ -46,6 +46,7 @@ class QA:
     answer: str  # short canonical answer
     kind: QuestionKind
     lang: Language
+    about: tuple[ShapeSpec, ...] = ()  # the shapes the answer is read from (none for a "no")
 
 
 @dataclass(frozen=True)
@@ -102,39 +103,40 @@ def questions(scene: Scene, lang: Language = "en") -> list[QA]:
     """
     _check_lang(lang)
     zh = lang == "zh"
-    out = [QA("图中有几个形状？" if zh else "How many shapes are there?", str(len(scene.shapes)), "count", lang)]
+    out = [QA("图中有几个形状？" if zh else "How many shapes are there?", str(len(scene.shapes)), "count", lang,
+              scene.shapes)]
     for colour in dict.fromkeys(s.colour for s in scene.shapes):
-        n = sum(s.colour == colour for s in scene.shapes)
+        hits = tuple(s for s in scene.shapes if s.colour == colour)
         q = f"图中有几个{COLOURS[colour].zh}的形状？" if zh else f"How many {colour} shapes are there?"
-        out.append(QA(q, str(n), "count_colour", lang))
+        out.append(QA(q, str(len(hits)), "count_colour", lang, hits))
     for kind in dict.fromkeys(s.kind for s in scene.shapes):
-        n = sum(s.kind == kind for s in scene.shapes)
+        hits = tuple(s for s in scene.shapes if s.kind == kind)
         q = f"图中有几个{SHAPES[kind].zh}？" if zh else f"How many {SHAPES[kind].plural} are there?"
-        out.append(QA(q, str(n), "count_kind", lang))
+        out.append(QA(q, str(len(hits)), "count_kind", lang, hits))
     for shape in scene.shapes:
         if _unique(scene, kind=shape.kind):
             q = f"{SHAPES[shape.kind].zh}是什么颜色？" if zh else f"What colour is the {shape.kind}?"
-            out.append(QA(q, COLOURS[shape.colour].zh if zh else shape.colour, "colour_of", lang))
+            out.append(QA(q, COLOURS[shape.colour].zh if zh else shape.colour, "colour_of", lang, (shape,)))
     for shape in scene.shapes:
         where = POSITIONS[shape.position]
         q = f"{where.zh}是什么形状？" if zh else f"What shape is {where.en_phrase}?"
-        out.append(QA(q, SHAPES[shape.kind].zh if zh else shape.kind, "kind_at", lang))
+        out.append(QA(q, SHAPES[shape.kind].zh if zh else shape.kind, "kind_at", lang, (shape,)))
         q = f"{where.zh}的形状是什么颜色？" if zh else f"What colour is the shape {where.en_phrase}?"
-        out.append(QA(q, COLOURS[shape.colour].zh if zh else shape.colour, "colour_at", lang))
+        out.append(QA(q, COLOURS[shape.colour].zh if zh else shape.colour, "colour_at", lang, (shape,)))
     for shape in scene.shapes:
-        out.append(_exists(shape.colour, shape.kind, True, lang))
+        out.append(_exists(shape.colour, shape.kind, True, lang, (shape,)))
         absent = _next_absent_colour(scene, shape)
         if absent is not None:
             out.append(_exists(absent, shape.kind, False, lang))
     return out
 
 
-def _exists(colour: str, kind: str, present: bool, lang: Language) -> QA:
+def _exists(colour: str, kind: str, present: bool, lang: Language, about: tuple[ShapeSpec, ...] = ()) -> QA:
     if lang == "zh":
         q = f"图中有{COLOURS[colour].zh}的{SHAPES[kind].zh}吗？"
     else:
         q = f"Is there {object_phrase(colour, kind)}?"
-    return QA(q, (YES if present else NO)[lang], "exists", lang)
+    return QA(q, (YES if present else NO)[lang], "exists", lang, about)
 
 
 def _next_absent_colour(scene: Scene, shape: ShapeSpec) -> str | None:

@@ -73,6 +73,8 @@ class VlmTrainConfig:
     attention_loss_weight: float = 0.0  # digit queries of one-target grounding / pointing answers attend to the
     # target's image tokens (vlm_attention_loss; needs eager attention in the decoder while training)
     attention_heads: tuple[tuple[int, int], ...] = DEFAULT_HEADS  # the supervised (decoder layer, head) pairs
+    attention_tasks: tuple[str, ...] = ("ground", "point")  # whose answers are supervised; "vqa": questions too,
+    # the first answer token attending to the shapes the answer is about (`QA.about`)
     init_from: str | None = None  # start from this saved shapes VLM folder (weights and processor), fresh optimizer
     corpus_n: int = 2000  # tokenizer corpus: samples per language
     arch: VlmArch = DEFAULT_ARCH
@@ -90,7 +92,7 @@ def _lr(step: int, config: VlmTrainConfig) -> float:
 def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[dict[str, torch.Tensor], dict | None]:
     """The batch of step `step` and, for image batches, the labels of the training-only heads (batch order):
     {"patch": ViT patch classes, "classes" / "boxes": per merged token, its covering shape (`token_objects`),
-    "targets": per sample, the cells of its one grounding / pointing target (`target_cells`) or None}."""
+    "targets": per sample, the cells its answer is read from (`_target_cells`) or None}."""
     rng = np.random.default_rng([config.seed, step])
     clips = config.video_every > 0 and (step + 1) % config.video_every == 0
     task, size = ("video", config.video_batch_size) if clips else (None, config.batch_size)
@@ -103,16 +105,20 @@ def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[di
     return batch, {"patch": torch.from_numpy(np.concatenate([patch_labels(s.scene, grid) for s in samples])),
                    "classes": torch.from_numpy(np.concatenate([o[0] for o in objects])),
                    "boxes": torch.from_numpy(np.concatenate([o[1] for o in objects])),
-                   "targets": [_target_cells(s, grid // 2) for s in samples]}
+                   "targets": [_target_cells(s, grid // 2, config.attention_tasks) for s in samples]}
 
 
-def _target_cells(sample, grid: int) -> np.ndarray | None:
-    """The merged-token cells of a grounding / pointing sample's one target shape (None otherwise)."""
-    if sample.task not in ("ground", "point") or len(sample.boxes) != 1:
+def _target_cells(sample, grid: int, tasks: Sequence[str]) -> np.ndarray | None:
+    """The merged-token cells the answer of `sample` is read from, for samples of `tasks`: a one-target grounding /
+    pointing answer's shape, or the shapes a question's answer is about (`QA.about`); None for several boxes
+    written one by one, "no" answers, captions, clips and other tasks."""
+    if sample.task not in tasks:
         return None
-    box = sample.boxes[0].as_tuple()
-    shape = next(s for s in sample.scene.shapes if s.box.as_tuple() == box)
-    return target_cells(sample.scene, shape, grid)
+    if sample.task in ("ground", "point") and len(sample.boxes) == 1 or sample.task == "vqa" and sample.boxes:
+        boxes = {box.as_tuple() for box in sample.boxes}
+        shapes = [s for s in sample.scene.shapes if s.box.as_tuple() in boxes]
+        return np.logical_or.reduce([target_cells(sample.scene, shape, grid) for shape in shapes])
+    return None
 
 
 def answer_loss(logits: torch.Tensor, labels: torch.Tensor, *, per_sample: bool = False,
@@ -210,6 +216,10 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         if bad or not config.attention_heads:
             raise UsageError("attention_heads must name (layer, head) pairs of the decoder", received=bad or "none",
                              fix=f"layers 0..{config.arch.text_layers - 1}, heads 0..{config.arch.text_heads - 1}")
+        unknown = set(config.attention_tasks) - {"ground", "point", "vqa"}
+        if unknown or not config.attention_tasks:
+            raise UsageError("attention_tasks must be some of ground, point, vqa",
+                             received=sorted(unknown) or "none", fix="e.g. --attention-tasks ground,point,vqa")
     out = Path(out)
     ckpt = Path(ckpt_dir) if ckpt_dir else Path.home() / ".cache" / "mmkit" / "training" / out.name
     if resume and not (ckpt / _STATE).is_file():
@@ -342,8 +352,9 @@ fps, {{"min_pixels": {a.min_pixels}, "max_pixels": {a.max_pixels}}})]` (16 token
   train split scenes only (content-hash split)
 - training-only heads (discarded): ViT patch classes (weight {config.patch_loss_weight}), decoder image-token
   row/column (weight {config.position_loss_weight}), decoder image-token covering shape and box (weight
-  {config.object_loss_weight}); digit queries attend to the grounding target (weight
-  {config.attention_loss_weight}); started from {config.init_from or 'random initialisation'}
+  {config.object_loss_weight}); answers' queries attend to their target's image tokens (weight
+  {config.attention_loss_weight}, tasks {', '.join(config.attention_tasks)}); started from
+  {config.init_from or 'random initialisation'}
 - wall time of the last run: {meta['seconds_this_run'] / 60:.1f} min (resumed from step {meta['resumed_from_step']})
 - final loss: {losses[-1]['loss'] if losses else 'n/a'}
 
@@ -377,6 +388,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="weight of digit tokens (coordinates, seconds) in the language loss")
     parser.add_argument("--attention-loss-weight", type=float, default=VlmTrainConfig.attention_loss_weight,
                         help="digit queries of grounding answers attend to the target's image tokens")
+    parser.add_argument("--attention-tasks", default=",".join(VlmTrainConfig.attention_tasks),
+                        help="comma-separated: whose answers --attention-loss-weight supervises (ground,point,vqa)")
     parser.add_argument("--instructed-share", type=float, default=TaskMix.instructed_share,
                         help="share of yes/no questions in the instructed form VLM checkers ask")
     parser.add_argument("--init-from", default=None, help="start from this saved shapes VLM folder")
@@ -390,6 +403,7 @@ def main(argv: list[str] | None = None) -> None:
         position_loss_weight=args.position_loss_weight, object_loss_weight=args.object_loss_weight,
         loss_per_sample=args.loss_per_sample, number_token_weight=args.number_token_weight,
         attention_loss_weight=args.attention_loss_weight,
+        attention_tasks=tuple(t.strip() for t in args.attention_tasks.split(",") if t.strip()),
         init_from=args.init_from,
         mix=TaskMix(instructed_share=args.instructed_share))
     if args.tiny:

@@ -8,9 +8,11 @@ and nothing asks those queries to look at the same, right, object.
 
 This module does: on grounding and pointing answers with one target, every query that writes a digit should put
 its attention, in chosen (layer, head) pairs of the decoder, on the image tokens the target covers. The loss is
--log(attention mass on those tokens), averaged over the digit queries. The other heads stay free. It changes no
-weights' shapes and adds none, so the shipped model is the plain `Qwen2_5_VLForConditionalGeneration`; training
-needs the decoder's attention probabilities (`output_attentions`, eager attention in the text model).
+-log(attention mass on those tokens), averaged over the digit queries. The other heads stay free. Questions can
+be supervised the same way: the query that writes the answer ("red", "yes", "2") attends to the shapes the answer
+is about (`QA.about`; nothing for a "no"). The loss adds no weights and changes none's shape, so the shipped model
+is the plain `Qwen2_5_VLForConditionalGeneration`; training needs the decoder's attention probabilities
+(`output_attentions`, eager attention in the text model).
 
 This module knows scenes, merged-token cells and attention maps; it knows nothing about the training loop.
 """
@@ -54,9 +56,13 @@ def _mass(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: t
         if image.numel() != cells.size:
             raise ValueError(f"row {row}: {image.numel()} image tokens but {cells.size} target cells")
         keys = image[torch.from_numpy(cells).to(image.device)]
-        # the query at position q predicts the token at q + 1: queries that write a digit of the answer
+        # the query at position q predicts the token at q + 1: the queries that write a digit of the answer, or
+        # in answers without digits ("red", "yes") the one that writes its first token
         nxt = labels[row, 1:]
-        queries = ((nxt != IGNORE) & torch.isin(nxt, numbers)).nonzero().squeeze(1)
+        answer = (nxt != IGNORE).nonzero().squeeze(1)
+        queries = answer[torch.isin(nxt[answer], numbers)]
+        if queries.numel() == 0:
+            queries = answer[:1]
         if keys.numel() == 0 or queries.numel() == 0:
             continue
         for layer, head in heads:

@@ -81,7 +81,8 @@ class TaskMix:
 
 @dataclass(frozen=True)
 class Sample:
-    """One chat turn about one image or clip; `boxes` (original pixels) / `span` (seconds) are the targets."""
+    """One chat turn about one image or clip; `boxes` (original pixels) / `span` (seconds) are the targets (for
+    questions: the boxes of the shapes the answer is read from, none for a "no")."""
 
     image: Image.Image | None  # None for clips, and when built for text only (`world_corpus`)
     prompt: str
@@ -211,7 +212,7 @@ def samples_for(scene: Scene, task: str, lang: str, rng: np.random.Generator, *,
         question = qa.question
         if qa.kind == "exists" and mix.instructed_share > 0 and rng.random() < mix.instructed_share:
             question = instructed_yes_no(question, lang)
-        return Sample(image, question, qa.answer, task, lang, scene)
+        return Sample(image, question, qa.answer, task, lang, scene, tuple(shape.box for shape in qa.about))
     return Sample(image, CAPTION_PROMPTS[lang], caption(scene, lang), task, lang, scene)  # type: ignore[arg-type]
 
 
