@@ -237,7 +237,8 @@ def test_object_head_loss_is_low_only_for_the_true_labels():
 
 
 def test_target_cells_and_attention_loss_reward_only_attention_on_the_target():
-    from mmkit.shapes.training.vlm_attention_loss import attention_loss, attention_on_targets, target_cells
+    from mmkit.shapes.training.vlm_attention_loss import (AttentionTarget, attention_loss, attention_on_targets,
+                                                          target_cells)
 
     scene = _scene()  # 16 px cells: the circle spans columns 0-1, rows 1-2; the square columns 2-3, rows 1-2
     circle = target_cells(scene, scene.shapes[0], 4)
@@ -250,19 +251,24 @@ def test_target_cells_and_attention_loss_reward_only_attention_on_the_target():
     on_target[0, 1, queries, 2 + 4] = on_target[0, 1, queries, 2 + 9] = 0.5  # head 1: all on the circle
     elsewhere[0, 1, queries, 2 + 6] = 1.0  # head 1: all on the square
     on_target[0, 0, :, 0] = elsewhere[0, 0, :, 0] = 1.0  # head 0: on the first text token
-    args = (ids, labels, 9, [circle], [1, 2])
+    args = (ids, labels, 9, [AttentionTarget(circle)], [1, 2])
     assert attention_loss((on_target,), *args, heads=((0, 1),)).item() == pytest.approx(0.0, abs=1e-5)
     assert attention_loss((elsewhere,), *args, heads=((0, 1),)).item() == pytest.approx(-np.log(1e-6), rel=1e-3)
     assert attention_on_targets((on_target,), *args, layer=0, head=1) == pytest.approx(1.0)
     assert attention_on_targets((on_target,), *args, layer=0, head=0) == pytest.approx(0.0)
+    # a "no": attention anywhere but on the cells is what is asked for
+    avoid = (ids, labels, 9, [AttentionTarget(circle, avoid=True)], [1, 2])
+    assert attention_loss((elsewhere,), *avoid, heads=((0, 0), (0, 1))).item() == pytest.approx(0.0, abs=1e-5)
+    assert attention_on_targets((on_target,), *avoid, layer=0, head=1) == pytest.approx(0.0)
     # an answer without digits ("yes"): only the query writing its first token is supervised
     first_only = torch.zeros(1, 2, 21, 21)
     first_only[0, 1, 17, 2 + 5] = 1.0
-    assert attention_on_targets((first_only,), ids, labels, 9, [circle], [7], layer=0, head=1) == pytest.approx(1.0)
+    assert attention_on_targets((first_only,), ids, labels, 9, [AttentionTarget(circle)], [7], layer=0,
+                                head=1) == pytest.approx(1.0)
     assert attention_on_targets((first_only,), *args, layer=0, head=1) == pytest.approx(0.5)
     assert attention_loss((on_target,), ids, labels, 9, [None], [1, 2], heads=((0, 1),)) is None
     with pytest.raises(ValueError, match="target cells"):
-        attention_loss((on_target,), ids, labels, 9, [circle[:8]], [1, 2], heads=((0, 1),))
+        attention_loss((on_target,), ids, labels, 9, [AttentionTarget(circle[:8])], [1, 2], heads=((0, 1),))
 
 
 def test_attention_heads_outside_the_decoder_are_refused_before_training(tmp_path):
@@ -278,25 +284,31 @@ def test_batches_give_attention_targets_to_one_target_answers_of_the_chosen_task
 
     from mmkit.shapes.training.vlm_data import sample_train
 
-    config = replace(CONFIG, batch_size=32, video_every=0)
+    config = replace(CONFIG, batch_size=48, video_every=0)
     rng = np.random.default_rng([config.seed, 0])  # the same draw as _batch's
-    samples = [sample_train(rng, mix=config.mix, input_size=(112, 112)) for _ in range(32)]
+    samples = [sample_train(rng, mix=config.mix, input_size=(112, 112)) for _ in range(48)]
     _, labels = _batch(0, config, processor, (112, 112))
     _, with_questions = _batch(0, replace(config, attention_tasks=("ground", "point", "vqa")), processor, (112, 112))
     seen = set()
-    for sample, cells, asked in zip(samples, labels["targets"], with_questions["targets"]):
+    for sample, target, asked in zip(samples, labels["targets"], with_questions["targets"]):
         if sample.task in ("ground", "point") and len(sample.boxes) == 1:
             shape = next(s for s in sample.scene.shapes if s.box == sample.boxes[0])
-            assert np.array_equal(cells, target_cells(sample.scene, shape, 4)) and np.array_equal(asked, cells)
+            assert np.array_equal(target.cells, target_cells(sample.scene, shape, 4)) and not target.avoid
+            assert np.array_equal(asked.cells, target.cells) and not asked.avoid
             seen.add("target")
         elif sample.task == "vqa" and sample.boxes:  # the union of the cells of the shapes the answer is about
-            assert cells is None and asked.sum() >= max(target_cells(sample.scene, s, 4).sum()
-                                                        for s in sample.scene.shapes if s.box in sample.boxes)
+            assert target is None and not asked.avoid
+            assert asked.cells.sum() >= max(target_cells(sample.scene, s, 4).sum()
+                                            for s in sample.scene.shapes if s.box in sample.boxes)
             seen.add("question")
+        elif sample.task == "vqa" and sample.answer in ("no", "没有"):  # no shape is what a "no" reads
+            assert target is None and asked.avoid
+            assert asked.cells.sum() >= max(target_cells(sample.scene, s, 4).sum() for s in sample.scene.shapes)
+            seen.add("no")
         else:
-            assert cells is None and asked is None
+            assert target is None and asked is None
             seen.add("none")
-    assert seen == {"target", "question", "none"}
+    assert seen == {"target", "question", "no", "none"}
 
 
 def test_answer_loss_matches_transformers_and_weights_answers_and_digits():

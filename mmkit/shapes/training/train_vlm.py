@@ -32,7 +32,8 @@ from ...exceptions import UsageError
 from .vlm_data import IGNORE, TaskMix, collate, encode_sample, input_size_for, pixel_budget, sample_train, world_corpus
 from .vlm_evaluate import evaluate_vlm
 from .vlm_patch_loss import PatchHead, captured_image_features, patch_labels, patch_loss
-from .vlm_attention_loss import DEFAULT_HEADS, attention_loss, target_cells
+from ..language import NO
+from .vlm_attention_loss import DEFAULT_HEADS, AttentionTarget, attention_loss, target_cells
 from .vlm_object_loss import ObjectHead, object_loss, token_objects
 from .vlm_position_loss import PositionHead, position_loss
 from .vlm_model import DEFAULT_ARCH, TINY_ARCH, VlmArch, build_model, build_processor, count_parameters, save_folder
@@ -74,7 +75,7 @@ class VlmTrainConfig:
     # target's image tokens (vlm_attention_loss; needs eager attention in the decoder while training)
     attention_heads: tuple[tuple[int, int], ...] = DEFAULT_HEADS  # the supervised (decoder layer, head) pairs
     attention_tasks: tuple[str, ...] = ("ground", "point")  # whose answers are supervised; "vqa": questions too,
-    # the first answer token attending to the shapes the answer is about (`QA.about`)
+    # the first answer token attending to the shapes the answer is about (`QA.about`), for a "no" to none
     init_from: str | None = None  # start from this saved shapes VLM folder (weights and processor), fresh optimizer
     corpus_n: int = 2000  # tokenizer corpus: samples per language
     arch: VlmArch = DEFAULT_ARCH
@@ -92,7 +93,7 @@ def _lr(step: int, config: VlmTrainConfig) -> float:
 def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[dict[str, torch.Tensor], dict | None]:
     """The batch of step `step` and, for image batches, the labels of the training-only heads (batch order):
     {"patch": ViT patch classes, "classes" / "boxes": per merged token, its covering shape (`token_objects`),
-    "targets": per sample, the cells its answer is read from (`_target_cells`) or None}."""
+    "targets": per sample, where its answer is read from (`_attention_target`) or None}."""
     rng = np.random.default_rng([config.seed, step])
     clips = config.video_every > 0 and (step + 1) % config.video_every == 0
     task, size = ("video", config.video_batch_size) if clips else (None, config.batch_size)
@@ -105,19 +106,22 @@ def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[di
     return batch, {"patch": torch.from_numpy(np.concatenate([patch_labels(s.scene, grid) for s in samples])),
                    "classes": torch.from_numpy(np.concatenate([o[0] for o in objects])),
                    "boxes": torch.from_numpy(np.concatenate([o[1] for o in objects])),
-                   "targets": [_target_cells(s, grid // 2, config.attention_tasks) for s in samples]}
+                   "targets": [_attention_target(s, grid // 2, config.attention_tasks) for s in samples]}
 
 
-def _target_cells(sample, grid: int, tasks: Sequence[str]) -> np.ndarray | None:
-    """The merged-token cells the answer of `sample` is read from, for samples of `tasks`: a one-target grounding /
-    pointing answer's shape, or the shapes a question's answer is about (`QA.about`); None for several boxes
-    written one by one, "no" answers, captions, clips and other tasks."""
+def _attention_target(sample, grid: int, tasks: Sequence[str]) -> AttentionTarget | None:
+    """Where the answer of `sample` is read from, for samples of `tasks`: a one-target grounding / pointing
+    answer's shape; the shapes a question's answer is about (`QA.about`), or for a "no" none of the shapes in the
+    picture. None for several boxes written one by one, captions, clips and other tasks."""
     if sample.task not in tasks:
         return None
     if sample.task in ("ground", "point") and len(sample.boxes) == 1 or sample.task == "vqa" and sample.boxes:
         boxes = {box.as_tuple() for box in sample.boxes}
         shapes = [s for s in sample.scene.shapes if s.box.as_tuple() in boxes]
-        return np.logical_or.reduce([target_cells(sample.scene, shape, grid) for shape in shapes])
+        return AttentionTarget(np.logical_or.reduce([target_cells(sample.scene, s, grid) for s in shapes]))
+    if sample.task == "vqa" and sample.answer in NO.values():
+        return AttentionTarget(np.logical_or.reduce([target_cells(sample.scene, s, grid) for s in sample.scene.shapes]),
+                               avoid=True)
     return None
 
 

@@ -10,7 +10,7 @@ This module does: on grounding and pointing answers with one target, every query
 its attention, in chosen (layer, head) pairs of the decoder, on the image tokens the target covers. The loss is
 -log(attention mass on those tokens), averaged over the digit queries. The other heads stay free. Questions can
 be supervised the same way: the query that writes the answer ("red", "yes", "2") attends to the shapes the answer
-is about (`QA.about`; nothing for a "no"). The loss adds no weights and changes none's shape, so the shipped model
+is about (`QA.about`), and for a "no" to none of the shapes in the picture (`AttentionTarget.avoid`). The loss adds no weights and changes none's shape, so the shipped model
 is the plain `Qwen2_5_VLForConditionalGeneration`; training needs the decoder's attention probabilities
 (`output_attentions`, eager attention in the text model).
 
@@ -19,6 +19,7 @@ This module knows scenes, merged-token cells and attention maps; it knows nothin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -28,7 +29,7 @@ from ..scene import Scene, ShapeSpec
 from .vlm_data import IGNORE
 from .vlm_patch_loss import cell_shares
 
-__all__ = ["DEFAULT_HEADS", "target_cells", "attention_loss", "attention_on_targets"]
+__all__ = ["DEFAULT_HEADS", "AttentionTarget", "target_cells", "attention_loss", "attention_on_targets"]
 
 DEFAULT_HEADS = ((2, 1), (3, 3))
 """(decoder layer, head) pairs supervised by default (0-based layers): layers 2 and 3 read the hidden states in
@@ -37,25 +38,34 @@ these two heads put the most attention on the target from digit queries (0.23 an
 those layers 0.04-0.11; 32 grounding samples, `attention_on_targets`)."""
 
 
+@dataclass(frozen=True, eq=False)  # holds an array: compare the fields
+class AttentionTarget:
+    """Where one answer's queries should look: on the image tokens `cells` (row-major merged-token grid) or, with
+    `avoid`, anywhere but on them (a "no": the shape asked about is not there, so no shape is what it reads)."""
+
+    cells: np.ndarray  # (grid*grid,) bool
+    avoid: bool = False
+
+
 def target_cells(scene: Scene, shape: ShapeSpec, grid: int, *, min_share: float = 0.05) -> np.ndarray:
     """(grid*grid,) bool, row-major: the merged image tokens whose cell `shape` covers at least `min_share` of."""
     return (cell_shares(shape, scene.size, grid) >= min_share).reshape(-1)
 
 
 def _mass(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: torch.Tensor, image_token_id: int,
-          targets: Sequence[np.ndarray | None], number_ids: Sequence[int],
+          targets: Sequence[AttentionTarget | None], number_ids: Sequence[int],
           heads: Sequence[tuple[int, int]]) -> torch.Tensor | None:
-    """Attention mass on the target tokens, one value per ((layer, head), digit query): (n,) or None if no row
-    has a target."""
+    """Attention mass where each target wants it (on its cells, or off them with `avoid`), one value per
+    ((layer, head), supervised query): (n,) or None if no row has a target."""
     numbers = torch.tensor(list(number_ids), device=labels.device)
     masses = []
-    for row, cells in enumerate(targets):
-        if cells is None:
+    for row, target in enumerate(targets):
+        if target is None:
             continue
         image = (input_ids[row] == image_token_id).nonzero().squeeze(1)
-        if image.numel() != cells.size:
-            raise ValueError(f"row {row}: {image.numel()} image tokens but {cells.size} target cells")
-        keys = image[torch.from_numpy(cells).to(image.device)]
+        if image.numel() != target.cells.size:
+            raise ValueError(f"row {row}: {image.numel()} image tokens but {target.cells.size} target cells")
+        keys = image[torch.from_numpy(target.cells).to(image.device)]
         # the query at position q predicts the token at q + 1: the queries that write a digit of the answer, or
         # in answers without digits ("red", "yes") the one that writes its first token
         nxt = labels[row, 1:]
@@ -67,20 +77,22 @@ def _mass(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: t
             continue
         for layer, head in heads:
             probs = attentions[layer][row, head]  # (seq, seq)
-            masses.append(probs[queries][:, keys].sum(dim=-1))
+            mass = probs[queries][:, keys].sum(dim=-1)
+            masses.append(1.0 - mass if target.avoid else mass)
     return torch.cat(masses) if masses else None
 
 
 def attention_loss(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: torch.Tensor,
-                   image_token_id: int, targets: Sequence[np.ndarray | None], number_ids: Sequence[int], *,
+                   image_token_id: int, targets: Sequence[AttentionTarget | None], number_ids: Sequence[int], *,
                    heads: Sequence[tuple[int, int]] = DEFAULT_HEADS) -> torch.Tensor | None:
-    """-log(attention mass on the target's image tokens), mean over digit queries x `heads`.
+    """-log(attention mass on the target's image tokens) (-log(1 - mass) for `avoid` targets), mean over the
+    supervised queries x `heads`.
 
     Args:
         attentions: the model's `attentions` (one (batch, heads, seq, seq) tensor per decoder layer).
         input_ids, labels: the batch (labels IGNORE outside answers).
         image_token_id: the model's image placeholder token.
-        targets: per row, `target_cells` of its one target, or None (no supervision for that row).
+        targets: per row, its `AttentionTarget`, or None (no supervision for that row).
         number_ids: token ids of the digits 0-9.
         heads: the supervised (decoder layer, head) pairs.
 
@@ -93,8 +105,9 @@ def attention_loss(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, 
 
 @torch.no_grad()
 def attention_on_targets(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: torch.Tensor,
-                         image_token_id: int, targets: Sequence[np.ndarray | None], number_ids: Sequence[int],
+                         image_token_id: int, targets: Sequence[AttentionTarget | None], number_ids: Sequence[int],
                          layer: int, head: int) -> float | None:
-    """Mean attention mass one head puts on the target's tokens from digit queries (a probe; None: no target)."""
+    """Mean attention mass one head puts where the targets want it from the supervised queries (a probe; None:
+    no target)."""
     mass = _mass(attentions, input_ids, labels, image_token_id, targets, number_ids, ((layer, head),))
     return None if mass is None else float(mass.mean())
