@@ -256,6 +256,11 @@ def test_target_cells_and_attention_loss_reward_only_attention_on_the_target():
     assert attention_loss((elsewhere,), *args, heads=((0, 1),)).item() == pytest.approx(-np.log(1e-6), rel=1e-3)
     assert attention_on_targets((on_target,), *args, layer=0, head=1) == pytest.approx(1.0)
     assert attention_on_targets((on_target,), *args, layer=0, head=0) == pytest.approx(0.0)
+    # the first query (the one that picks the object) can weigh more than the digits after it
+    split = torch.zeros(1, 2, 21, 21)
+    split[0, 1, 17, 2 + 4], split[0, 1, 18, 2 + 6] = 1.0, 1.0  # first digit on the circle, second on the square
+    assert attention_loss((split,), *args, heads=((0, 1),), first_weight=3.0).item() == \
+        pytest.approx(-np.log(1e-6) / 4, rel=1e-3)
     # a "no": attention anywhere but on the cells is what is asked for
     avoid = (ids, labels, 9, [AttentionTarget(circle, avoid=True)], [1, 2])
     assert attention_loss((elsewhere,), *avoid, heads=((0, 0), (0, 1))).item() == pytest.approx(0.0, abs=1e-5)
@@ -327,6 +332,9 @@ def test_answer_loss_matches_transformers_and_weights_answers_and_digits():
     assert torch.allclose(answer_loss(logits, labels, per_sample=True), (a + b) / 2)
     weighted = answer_loss(logits, labels, number_ids=[4, 7], number_weight=3.0)  # tokens 4 and 7 count thrice
     assert torch.allclose(weighted, (ce[0, 1] + 3 * ce[0, 2] + ce[0, 3] + ce[0, 4] + 3 * ce[1, 3]) / 9)
+    # a number's first digit (token 4 after 3) can weigh more than the digits after it (5 after 4)
+    leading = answer_loss(logits, labels, number_ids=[4, 5], number_weight=3.0, leading_weight=10.0)
+    assert torch.allclose(leading, (ce[0, 1] + 10 * ce[0, 2] + 3 * ce[0, 3] + ce[0, 4] + ce[1, 3]) / 16)
 
 
 def test_instructed_yes_no_questions_only_when_asked():

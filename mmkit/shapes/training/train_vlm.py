@@ -71,9 +71,13 @@ class VlmTrainConfig:
     loss_per_sample: bool = False  # language loss: mean over each sample's answer tokens, then over samples (every
     # answer counts the same: a 2-token VQA answer as much as a 40-token caption); False: mean over all tokens
     number_token_weight: float = 1.0  # weight of digit tokens (box coordinates, seconds) in the language loss
+    leading_digit_weight: float | None = None  # weight of a number's first digit (None: number_token_weight): the
+    # token that decides which object a coordinate comes from; the digits after it can copy the rest
     attention_loss_weight: float = 0.0  # digit queries of one-target grounding / pointing answers attend to the
     # target's image tokens (vlm_attention_loss; needs eager attention in the decoder while training)
     attention_heads: tuple[tuple[int, int], ...] = DEFAULT_HEADS  # the supervised (decoder layer, head) pairs
+    attention_first_weight: float = 1.0  # weight of an answer's first supervised query (the one that picks the
+    # object: the later digits can copy the rest) against each of the others
     attention_tasks: tuple[str, ...] = ("ground", "point")  # whose answers are supervised; "vqa": questions too,
     # the first answer token attending to the shapes the answer is about (`QA.about`), for a "no" to none
     init_from: str | None = None  # start from this saved shapes VLM folder (weights and processor), fresh optimizer
@@ -126,11 +130,13 @@ def _attention_target(sample, grid: int, tasks: Sequence[str]) -> AttentionTarge
 
 
 def answer_loss(logits: torch.Tensor, labels: torch.Tensor, *, per_sample: bool = False,
-                number_ids: Sequence[int] = (), number_weight: float = 1.0) -> torch.Tensor:
+                number_ids: Sequence[int] = (), number_weight: float = 1.0,
+                leading_weight: float | None = None) -> torch.Tensor:
     """Next-token cross-entropy on the answer tokens (`labels` != IGNORE), weighted.
 
     With `per_sample=False` and `number_weight=1` this is transformers' own causal-LM loss (mean over all answer
-    tokens of the batch). `number_weight` multiplies the weight of tokens in `number_ids`; `per_sample` first
+    tokens of the batch). `number_weight` multiplies the weight of tokens in `number_ids`, `leading_weight` (when
+    given) instead that of a number's first digit (a digit whose preceding token is not one); `per_sample` first
     averages (weighted) within each row, then over the rows that have answer tokens.
     """
     logits, target = logits[:, :-1].float(), labels[:, 1:]
@@ -138,8 +144,11 @@ def answer_loss(logits: torch.Tensor, labels: torch.Tensor, *, per_sample: bool 
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE,
                          reduction="none").view(target.shape)
     weight = valid.float()
-    if number_ids and number_weight != 1.0:
-        weight = weight * torch.where(torch.isin(target, torch.tensor(list(number_ids))), number_weight, 1.0)
+    if number_ids and (number_weight != 1.0 or leading_weight is not None):
+        digit = torch.isin(labels, torch.tensor(list(number_ids)))  # over the whole row: the previous token counts
+        leading = digit[:, 1:] & ~digit[:, :-1]
+        lead = number_weight if leading_weight is None else leading_weight
+        weight = weight * torch.where(leading, lead, torch.where(digit[:, 1:], number_weight, 1.0))
     if not per_sample:
         return (weight * ce).sum() / weight.sum()
     rows = weight.sum(dim=1) > 0
@@ -239,11 +248,14 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
     image_token = model.config.image_token_id
     if config.attention_loss_weight:  # attention probabilities: eager in the decoder (the ViT keeps sdpa)
         model.set_attn_implementation({"text_config": "eager"})
-    weighted_lm = config.loss_per_sample or config.number_token_weight != 1.0
+    weighted_lm = config.loss_per_sample or config.number_token_weight != 1.0 or \
+        config.leading_digit_weight is not None
     number_ids = processor.tokenizer.convert_tokens_to_ids(list("0123456789"))
-    if (config.number_token_weight != 1.0 or config.attention_loss_weight) and \
-            processor.tokenizer.unk_token_id in number_ids:
-        raise UsageError("--number-token-weight and --attention-loss-weight need a tokenizer with one token per digit", received=str(number_ids))
+    uses_digits = config.number_token_weight != 1.0 or config.leading_digit_weight is not None or \
+        config.attention_loss_weight
+    if uses_digits and processor.tokenizer.unk_token_id in number_ids:
+        raise UsageError("digit weights and --attention-loss-weight need a tokenizer with one token per digit",
+                         received=str(number_ids))
     print(f"shapes VLM: {count_parameters(model) / 1e6:.2f} M params, vocab {len(processor.tokenizer)}, "
           f"input {input_size}, steps {start}->{config.steps}, batch {config.batch_size}", flush=True)
     began, window = time.perf_counter(), []
@@ -262,7 +274,8 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
                            output_attentions=attends)
         if weighted_lm:
             loss = answer_loss(output.logits, batch["labels"], per_sample=config.loss_per_sample,
-                               number_ids=number_ids, number_weight=config.number_token_weight)
+                               number_ids=number_ids, number_weight=config.number_token_weight,
+                               leading_weight=config.leading_digit_weight)
         else:
             loss = output.loss  # transformers' causal-LM loss: the mean over all answer tokens of the batch
         parts = {"lm": loss.item()}
@@ -278,7 +291,8 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
             parts["object"] = parts["object"].item()
         if attends:
             attention = attention_loss(output.attentions, batch["input_ids"], batch["labels"], image_token,
-                                       labels["targets"], number_ids, heads=config.attention_heads)
+                                       labels["targets"], number_ids, heads=config.attention_heads,
+                                       first_weight=config.attention_first_weight)
             if attention is not None:
                 loss = loss + config.attention_loss_weight * attention
                 parts["attention"] = attention.item()
@@ -392,6 +406,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="weight of digit tokens (coordinates, seconds) in the language loss")
     parser.add_argument("--attention-loss-weight", type=float, default=VlmTrainConfig.attention_loss_weight,
                         help="digit queries of grounding answers attend to the target's image tokens")
+    parser.add_argument("--attention-first-weight", type=float, default=VlmTrainConfig.attention_first_weight,
+                        help="weight of an answer's first supervised query (the one that picks the object)")
+    parser.add_argument("--leading-digit-weight", type=float, default=None,
+                        help="weight of a number's first digit in the language loss (default: --number-token-weight)")
     parser.add_argument("--attention-tasks", default=",".join(VlmTrainConfig.attention_tasks),
                         help="comma-separated: whose answers --attention-loss-weight supervises (ground,point,vqa)")
     parser.add_argument("--instructed-share", type=float, default=TaskMix.instructed_share,
@@ -406,7 +424,8 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint_every=args.checkpoint_every, video_every=args.video_every, threads=args.threads,
         position_loss_weight=args.position_loss_weight, object_loss_weight=args.object_loss_weight,
         loss_per_sample=args.loss_per_sample, number_token_weight=args.number_token_weight,
-        attention_loss_weight=args.attention_loss_weight,
+        attention_loss_weight=args.attention_loss_weight, attention_first_weight=args.attention_first_weight,
+        leading_digit_weight=args.leading_digit_weight,
         attention_tasks=tuple(t.strip() for t in args.attention_tasks.split(",") if t.strip()),
         init_from=args.init_from,
         mix=TaskMix(instructed_share=args.instructed_share))

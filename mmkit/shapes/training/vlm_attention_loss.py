@@ -54,11 +54,12 @@ def target_cells(scene: Scene, shape: ShapeSpec, grid: int, *, min_share: float 
 
 def _mass(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: torch.Tensor, image_token_id: int,
           targets: Sequence[AttentionTarget | None], number_ids: Sequence[int],
-          heads: Sequence[tuple[int, int]]) -> torch.Tensor | None:
-    """Attention mass where each target wants it (on its cells, or off them with `avoid`), one value per
-    ((layer, head), supervised query): (n,) or None if no row has a target."""
+          heads: Sequence[tuple[int, int]], first_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Attention mass where each target wants it (on its cells, or off them with `avoid`) and its weight (an
+    answer's first query `first_weight`, the others 1), one value per ((layer, head), supervised query): two
+    (n,) tensors, or None if no row has a target."""
     numbers = torch.tensor(list(number_ids), device=labels.device)
-    masses = []
+    masses, weights = [], []
     for row, target in enumerate(targets):
         if target is None:
             continue
@@ -79,14 +80,16 @@ def _mass(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: t
             probs = attentions[layer][row, head]  # (seq, seq)
             mass = probs[queries][:, keys].sum(dim=-1)
             masses.append(1.0 - mass if target.avoid else mass)
-    return torch.cat(masses) if masses else None
+            weights.append(torch.ones_like(mass))
+            weights[-1][0] = first_weight
+    return (torch.cat(masses), torch.cat(weights)) if masses else None
 
 
 def attention_loss(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: torch.Tensor,
                    image_token_id: int, targets: Sequence[AttentionTarget | None], number_ids: Sequence[int], *,
-                   heads: Sequence[tuple[int, int]] = DEFAULT_HEADS) -> torch.Tensor | None:
-    """-log(attention mass on the target's image tokens) (-log(1 - mass) for `avoid` targets), mean over the
-    supervised queries x `heads`.
+                   heads: Sequence[tuple[int, int]] = DEFAULT_HEADS, first_weight: float = 1.0) -> torch.Tensor | None:
+    """-log(attention mass on the target's image tokens) (-log(1 - mass) for `avoid` targets), weighted mean over
+    the supervised queries x `heads`.
 
     Args:
         attentions: the model's `attentions` (one (batch, heads, seq, seq) tensor per decoder layer).
@@ -95,12 +98,17 @@ def attention_loss(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, 
         targets: per row, its `AttentionTarget`, or None (no supervision for that row).
         number_ids: token ids of the digits 0-9.
         heads: the supervised (decoder layer, head) pairs.
+        first_weight: weight of each answer's first supervised query (the one that picks the object; the later
+            digits can copy the rest from what is already written), the others weigh 1.
 
     Returns:
         the loss, or None when no row of the batch has a target.
     """
-    mass = _mass(attentions, input_ids, labels, image_token_id, targets, number_ids, heads)
-    return None if mass is None else -torch.log(mass.clamp_min(1e-6)).mean()
+    found = _mass(attentions, input_ids, labels, image_token_id, targets, number_ids, heads, first_weight)
+    if found is None:
+        return None
+    mass, weight = found
+    return (weight * -torch.log(mass.clamp_min(1e-6))).sum() / weight.sum()
 
 
 @torch.no_grad()
@@ -109,5 +117,5 @@ def attention_on_targets(attentions: Sequence[torch.Tensor], input_ids: torch.Te
                          layer: int, head: int) -> float | None:
     """Mean attention mass one head puts where the targets want it from the supervised queries (a probe; None:
     no target)."""
-    mass = _mass(attentions, input_ids, labels, image_token_id, targets, number_ids, ((layer, head),))
-    return None if mass is None else float(mass.mean())
+    found = _mass(attentions, input_ids, labels, image_token_id, targets, number_ids, ((layer, head),))
+    return None if found is None else float(found[0].mean())
