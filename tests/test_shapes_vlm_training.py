@@ -236,6 +236,17 @@ def test_object_head_loss_is_low_only_for_the_true_labels():
         head((states, states), mask, classes[:8], boxes[:8])
 
 
+def test_digit_tokens_tell_numbers_from_digits_inside_words(processor):
+    from mmkit.shapes.training.vlm_tokenizer import DigitTokens
+
+    tokenizer = processor.tokenizer
+    digits = DigitTokens.of(tokenizer)
+    for text, starts in [('{"bbox_2d": [79, 19, 108, 49], "label": "red circle"}', ["7", "1", "1", "4"]),
+                         ('{"point_2d": [5, 60]}', ["5", "6"]), ("从1.5秒到3秒", ["1", "5", "3"])]:
+        ids = torch.tensor(tokenizer(text)["input_ids"])
+        assert [tokenizer.decode([i]) for i in ids[digits.leading(ids)].tolist()] == starts, text
+
+
 def test_target_cells_and_attention_loss_reward_only_attention_on_the_target():
     from mmkit.shapes.training.vlm_attention_loss import (AttentionTarget, attention_loss, attention_on_targets,
                                                           target_cells)
@@ -260,6 +271,16 @@ def test_target_cells_and_attention_loss_reward_only_attention_on_the_target():
     split = torch.zeros(1, 2, 21, 21)
     split[0, 1, 17, 2 + 4], split[0, 1, 18, 2 + 6] = 1.0, 1.0  # first digit on the circle, second on the square
     assert attention_loss((split,), *args, heads=((0, 1),), first_weight=3.0).item() == \
+        pytest.approx(-np.log(1e-6) / 4, rel=1e-3)
+    # ... and the first number is found past digits inside words ("bbox_2d": token 8 ends a word, 1 follows it)
+    word_ids = torch.tensor([[5, 5] + [9] * 16 + [8, 1, 3, 2]])
+    word_labels = torch.tensor([[IGNORE] * 18 + [8, 1, 3, 2]])
+    word = torch.zeros(1, 2, 22, 22)
+    word[0, 1, 18, 2 + 4], word[0, 1, 20, 2 + 6] = 1.0, 1.0  # the "1" in the word on the circle, the number not
+    word_args = (word_ids, word_labels, 9, [AttentionTarget(circle)], [1, 2])
+    assert attention_loss((word,), *word_args, heads=((0, 1),), first_weight=3.0, word_ends=[8]).item() == \
+        pytest.approx(-3 * np.log(1e-6) / 4, rel=1e-3)
+    assert attention_loss((word,), *word_args, heads=((0, 1),), first_weight=3.0).item() == \
         pytest.approx(-np.log(1e-6) / 4, rel=1e-3)
     # a "no": attention anywhere but on the cells is what is asked for
     avoid = (ids, labels, 9, [AttentionTarget(circle, avoid=True)], [1, 2])
@@ -335,6 +356,8 @@ def test_answer_loss_matches_transformers_and_weights_answers_and_digits():
     # a number's first digit (token 4 after 3) can weigh more than the digits after it (5 after 4)
     leading = answer_loss(logits, labels, number_ids=[4, 5], number_weight=3.0, leading_weight=10.0)
     assert torch.allclose(leading, (ce[0, 1] + 10 * ce[0, 2] + 3 * ce[0, 3] + ce[0, 4] + ce[1, 3]) / 16)
+    in_word = answer_loss(logits, labels, number_ids=[4, 5], number_weight=3.0, leading_weight=10.0, word_ends=[3])
+    assert torch.allclose(in_word, (ce[0, 1] + 3 * ce[0, 2] + 3 * ce[0, 3] + ce[0, 4] + ce[1, 3]) / 9)  # 3 ends a word
 
 
 def test_instructed_yes_no_questions_only_when_asked():

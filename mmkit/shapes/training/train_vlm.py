@@ -37,7 +37,7 @@ from .vlm_attention_loss import DEFAULT_HEADS, AttentionTarget, attention_loss, 
 from .vlm_object_loss import ObjectHead, object_loss, token_objects
 from .vlm_position_loss import PositionHead, position_loss
 from .vlm_model import DEFAULT_ARCH, TINY_ARCH, VlmArch, build_model, build_processor, count_parameters, save_folder
-from .vlm_tokenizer import build_world_tokenizer
+from .vlm_tokenizer import DigitTokens, build_world_tokenizer
 
 __all__ = ["VlmTrainConfig", "train_vlm", "evaluate_vlm", "DEFAULT_OUT"]
 
@@ -76,8 +76,8 @@ class VlmTrainConfig:
     attention_loss_weight: float = 0.0  # digit queries of one-target grounding / pointing answers attend to the
     # target's image tokens (vlm_attention_loss; needs eager attention in the decoder while training)
     attention_heads: tuple[tuple[int, int], ...] = DEFAULT_HEADS  # the supervised (decoder layer, head) pairs
-    attention_first_weight: float = 1.0  # weight of an answer's first supervised query (the one that picks the
-    # object: the later digits can copy the rest) against each of the others
+    attention_first_weight: float = 1.0  # weight of the query writing an answer's first number (the one that picks
+    # the object: the later digits can copy the rest) against each of the others
     attention_tasks: tuple[str, ...] = ("ground", "point")  # whose answers are supervised; "vqa": questions too,
     # the first answer token attending to the shapes the answer is about (`QA.about`), for a "no" to none
     init_from: str | None = None  # start from this saved shapes VLM folder (weights and processor), fresh optimizer
@@ -131,12 +131,13 @@ def _attention_target(sample, grid: int, tasks: Sequence[str]) -> AttentionTarge
 
 def answer_loss(logits: torch.Tensor, labels: torch.Tensor, *, per_sample: bool = False,
                 number_ids: Sequence[int] = (), number_weight: float = 1.0,
-                leading_weight: float | None = None) -> torch.Tensor:
+                leading_weight: float | None = None, word_ends: Sequence[int] = ()) -> torch.Tensor:
     """Next-token cross-entropy on the answer tokens (`labels` != IGNORE), weighted.
 
     With `per_sample=False` and `number_weight=1` this is transformers' own causal-LM loss (mean over all answer
     tokens of the batch). `number_weight` multiplies the weight of tokens in `number_ids`, `leading_weight` (when
-    given) instead that of a number's first digit (a digit whose preceding token is not one); `per_sample` first
+    given) instead that of a number's first digit (`DigitTokens.leading`: after neither a digit nor a token in
+    `word_ends`, so the "2" of "bbox_2d" is no number); `per_sample` first
     averages (weighted) within each row, then over the rows that have answer tokens.
     """
     logits, target = logits[:, :-1].float(), labels[:, 1:]
@@ -145,10 +146,10 @@ def answer_loss(logits: torch.Tensor, labels: torch.Tensor, *, per_sample: bool 
                          reduction="none").view(target.shape)
     weight = valid.float()
     if number_ids and (number_weight != 1.0 or leading_weight is not None):
-        digit = torch.isin(labels, torch.tensor(list(number_ids)))  # over the whole row: the previous token counts
-        leading = digit[:, 1:] & ~digit[:, :-1]
+        digit = torch.isin(target, torch.tensor(list(number_ids)))
+        leading = DigitTokens(tuple(number_ids), tuple(word_ends)).leading(labels)[:, 1:]
         lead = number_weight if leading_weight is None else leading_weight
-        weight = weight * torch.where(leading, lead, torch.where(digit[:, 1:], number_weight, 1.0))
+        weight = weight * torch.where(leading, lead, torch.where(digit, number_weight, 1.0))
     if not per_sample:
         return (weight * ce).sum() / weight.sum()
     rows = weight.sum(dim=1) > 0
@@ -250,12 +251,14 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         model.set_attn_implementation({"text_config": "eager"})
     weighted_lm = config.loss_per_sample or config.number_token_weight != 1.0 or \
         config.leading_digit_weight is not None
-    number_ids = processor.tokenizer.convert_tokens_to_ids(list("0123456789"))
     uses_digits = config.number_token_weight != 1.0 or config.leading_digit_weight is not None or \
         config.attention_loss_weight
-    if uses_digits and processor.tokenizer.unk_token_id in number_ids:
+    try:
+        digits = DigitTokens.of(processor.tokenizer) if uses_digits else DigitTokens((), ())
+    except ValueError as error:
         raise UsageError("digit weights and --attention-loss-weight need a tokenizer with one token per digit",
-                         received=str(number_ids))
+                         received=str(error)) from None
+    number_ids = digits.digits
     print(f"shapes VLM: {count_parameters(model) / 1e6:.2f} M params, vocab {len(processor.tokenizer)}, "
           f"input {input_size}, steps {start}->{config.steps}, batch {config.batch_size}", flush=True)
     began, window = time.perf_counter(), []
@@ -275,7 +278,7 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         if weighted_lm:
             loss = answer_loss(output.logits, batch["labels"], per_sample=config.loss_per_sample,
                                number_ids=number_ids, number_weight=config.number_token_weight,
-                               leading_weight=config.leading_digit_weight)
+                               leading_weight=config.leading_digit_weight, word_ends=digits.word_ends)
         else:
             loss = output.loss  # transformers' causal-LM loss: the mean over all answer tokens of the batch
         parts = {"lm": loss.item()}
@@ -292,7 +295,7 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         if attends:
             attention = attention_loss(output.attentions, batch["input_ids"], batch["labels"], image_token,
                                        labels["targets"], number_ids, heads=config.attention_heads,
-                                       first_weight=config.attention_first_weight)
+                                       first_weight=config.attention_first_weight, word_ends=digits.word_ends)
             if attention is not None:
                 loss = loss + config.attention_loss_weight * attention
                 parts["attention"] = attention.item()

@@ -27,6 +27,7 @@ import torch
 
 from ..scene import Scene, ShapeSpec
 from .vlm_data import IGNORE
+from .vlm_tokenizer import DigitTokens
 from .vlm_patch_loss import cell_shares
 
 __all__ = ["DEFAULT_HEADS", "AttentionTarget", "target_cells", "attention_loss", "attention_on_targets"]
@@ -54,10 +55,11 @@ def target_cells(scene: Scene, shape: ShapeSpec, grid: int, *, min_share: float 
 
 def _mass(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: torch.Tensor, image_token_id: int,
           targets: Sequence[AttentionTarget | None], number_ids: Sequence[int],
-          heads: Sequence[tuple[int, int]], first_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Attention mass where each target wants it (on its cells, or off them with `avoid`) and its weight (an
-    answer's first query `first_weight`, the others 1), one value per ((layer, head), supervised query): two
-    (n,) tensors, or None if no row has a target."""
+          heads: Sequence[tuple[int, int]], first_weight: float = 1.0,
+          word_ends: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Attention mass where each target wants it (on its cells, or off them with `avoid`) and its weight (the
+    query writing an answer's first number `first_weight`, the others 1), one value per ((layer, head),
+    supervised query): two (n,) tensors, or None if no row has a target."""
     numbers = torch.tensor(list(number_ids), device=labels.device)
     masses, weights = [], []
     for row, target in enumerate(targets):
@@ -74,6 +76,8 @@ def _mass(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: t
         queries = answer[torch.isin(nxt[answer], numbers)]
         if queries.numel() == 0:
             queries = answer[:1]
+        starts = DigitTokens(tuple(number_ids), tuple(word_ends)).leading(labels[row])[1:][queries].nonzero()
+        first = int(starts[0, 0]) if starts.numel() else 0  # the "2" of "bbox_2d" is a digit but no number
         if keys.numel() == 0 or queries.numel() == 0:
             continue
         for layer, head in heads:
@@ -81,13 +85,14 @@ def _mass(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: t
             mass = probs[queries][:, keys].sum(dim=-1)
             masses.append(1.0 - mass if target.avoid else mass)
             weights.append(torch.ones_like(mass))
-            weights[-1][0] = first_weight
+            weights[-1][first] = first_weight
     return (torch.cat(masses), torch.cat(weights)) if masses else None
 
 
 def attention_loss(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: torch.Tensor,
                    image_token_id: int, targets: Sequence[AttentionTarget | None], number_ids: Sequence[int], *,
-                   heads: Sequence[tuple[int, int]] = DEFAULT_HEADS, first_weight: float = 1.0) -> torch.Tensor | None:
+                   heads: Sequence[tuple[int, int]] = DEFAULT_HEADS, first_weight: float = 1.0,
+                   word_ends: Sequence[int] = ()) -> torch.Tensor | None:
     """-log(attention mass on the target's image tokens) (-log(1 - mass) for `avoid` targets), weighted mean over
     the supervised queries x `heads`.
 
@@ -98,13 +103,14 @@ def attention_loss(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, 
         targets: per row, its `AttentionTarget`, or None (no supervision for that row).
         number_ids: token ids of the digits 0-9.
         heads: the supervised (decoder layer, head) pairs.
-        first_weight: weight of each answer's first supervised query (the one that picks the object; the later
-            digits can copy the rest from what is already written), the others weigh 1.
+        first_weight: weight of the query writing each answer's first number (the one that picks the object; the
+            later digits can copy the rest from what is already written), the others weigh 1.
+        word_ends: tokens after which a digit belongs to a word, not a number (`DigitTokens.word_ends`).
 
     Returns:
         the loss, or None when no row of the batch has a target.
     """
-    found = _mass(attentions, input_ids, labels, image_token_id, targets, number_ids, heads, first_weight)
+    found = _mass(attentions, input_ids, labels, image_token_id, targets, number_ids, heads, first_weight, word_ends)
     if found is None:
         return None
     mass, weight = found

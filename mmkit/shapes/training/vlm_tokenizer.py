@@ -12,7 +12,10 @@ This module knows the tokenizer and the world's words; it knows nothing about mo
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Iterable
+
+import torch
 
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import BPE
@@ -21,7 +24,7 @@ from tokenizers.trainers import BpeTrainer
 from ...testing.tokenizer import (_PRETOKENIZE_REGEX, QWEN2_5_VL_CHAT_TEMPLATE, QWEN_ADDED_TOKENS,
                                   QWEN_SPECIAL_TOKENS)
 
-__all__ = ["build_world_tokenizer", "WORLD_BPE_SIZE"]
+__all__ = ["build_world_tokenizer", "WORLD_BPE_SIZE", "DigitTokens"]
 
 WORLD_BPE_SIZE = 900
 """Byte-level BPE size before the special tokens (256 bytes + merges); the whole vocabulary is ~926 tokens."""
@@ -77,3 +80,30 @@ def build_world_tokenizer(corpus: Iterable[str], *, vocab_size: int = WORLD_BPE_
     tokenizer.eos_token = "<|im_end|>"
     tokenizer.chat_template = QWEN2_5_VL_CHAT_TEMPLATE
     return tokenizer
+
+
+@dataclass(frozen=True)
+class DigitTokens:
+    """Which tokens of a world tokenizer are digits, and which tokens make a following digit part of a word
+    ("bbox_2d", "point_2d": the token before the "2" ends in a letter or "_"), so that number digits (coordinates,
+    counts, seconds) can be told apart from digits inside words."""
+
+    digits: tuple[int, ...]
+    word_ends: tuple[int, ...]
+
+    @classmethod
+    def of(cls, tokenizer) -> "DigitTokens":
+        digits = tuple(tokenizer.convert_tokens_to_ids(list("0123456789")))
+        if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in digits:
+            raise ValueError("the tokenizer has no token for every digit")
+        ends = tuple(i for i in range(len(tokenizer))
+                     if (text := tokenizer.decode([i])) and (text[-1] == "_" or text[-1].isascii() and text[-1].isalpha()))
+        return cls(digits, ends)
+
+    def leading(self, ids: torch.Tensor) -> torch.Tensor:
+        """(..., seq) bool: the first digit of each number in `ids` (a digit after neither a digit nor a word)."""
+        digit = torch.isin(ids, torch.tensor(self.digits, device=ids.device))
+        before = torch.nn.functional.pad(ids[..., :-1], (1, 0), value=-1)
+        after_word = torch.isin(before, torch.tensor(self.word_ends, device=ids.device))
+        after_digit = torch.nn.functional.pad(digit[..., :-1], (1, 0), value=False)
+        return digit & ~after_digit & ~after_word
