@@ -6,13 +6,16 @@ picture only 36%: the answer names the right shape in its `label` and then copie
 shape's tokens (x from one, y from the other). Each digit of `[x1, y1, x2, y2]` is written by its own query,
 and nothing asks those queries to look at the same, right, object.
 
-This module does: on grounding and pointing answers with one target, every query that writes a digit should put
-its attention, in chosen (layer, head) pairs of the decoder, on the image tokens the target covers. The loss is
--log(attention mass on those tokens), averaged over the digit queries. The other heads stay free. Questions can
-be supervised the same way: the query that writes the answer ("red", "yes", "2") attends to the shapes the answer
-is about (`QA.about`), and for a "no" to none of the shapes in the picture (`AttentionTarget.avoid`). The loss adds no weights and changes none's shape, so the shipped model
-is the plain `Qwen2_5_VLForConditionalGeneration`; training needs the decoder's attention probabilities
-(`output_attentions`, eager attention in the text model).
+This module does: on grounding and pointing answers with one target, every query that writes a digit (the "2"
+of "bbox_2d" too) should put its attention, in chosen (layer, head) pairs of the decoder, on the image tokens the
+target covers. The loss is -log(attention mass on those tokens), averaged over those queries; the query that
+writes the first number can weigh more (`first_weight`): under teacher forcing every later digit can copy from
+the digits already written, so that one query is where the object is chosen. The other heads stay free.
+Questions can be supervised the same way: the query that writes the answer ("red", "yes", "2") attends to the
+shapes the answer is about (`QA.about`), and for a "no" to none of the shapes in the picture
+(`AttentionTarget.avoid`). The loss adds no weights and changes none's shape, so the shipped model is the plain
+`Qwen2_5_VLForConditionalGeneration`; training needs the decoder's attention probabilities (`output_attentions`,
+eager attention in the text model).
 
 This module knows scenes, merged-token cells and attention maps; it knows nothing about the training loop.
 """
@@ -27,8 +30,8 @@ import torch
 
 from ..scene import Scene, ShapeSpec
 from .vlm_data import IGNORE
-from .vlm_tokenizer import DigitTokens
 from .vlm_patch_loss import cell_shares
+from .vlm_tokenizer import DigitTokens
 
 __all__ = ["DEFAULT_HEADS", "AttentionTarget", "target_cells", "attention_loss", "attention_on_targets"]
 
