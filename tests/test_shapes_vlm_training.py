@@ -297,6 +297,28 @@ def test_target_cells_and_attention_loss_reward_only_attention_on_the_target():
         attention_loss((on_target,), ids, labels, 9, [AttentionTarget(circle[:8])], [1, 2], heads=((0, 1),))
 
 
+def test_query_head_reads_the_target_class_at_the_first_numbers_query():
+    from mmkit.shapes.training.vlm_attention_loss import QueryHead, answer_queries, query_loss
+
+    # answer "8 1 3 4 2": 8 ends a word, so 1 is inside it; 4 starts the first number (digits 1, 2, 4)
+    labels = torch.tensor([[IGNORE] * 4 + [8, 1, 3, 4, 2]] * 2)
+    queries, first = answer_queries(labels[0], [1, 2, 4], word_ends=[8])
+    assert queries.tolist() == [4, 6, 7] and first == 1  # positions writing 1, 4, 2; the number starts at 4
+    states = torch.zeros(2, 9, 8)
+    states[0, 6, 0], states[1, 6, 1] = 3.0, 3.0  # only the first number's query carries which class is meant
+    head = QueryHead(8, 5, layers=(1,))
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.1)
+    args = ((states, states), labels, [2, 4], [1, 2, 4], [8])
+    first_loss = query_loss(head, *args).item()
+    for _ in range(200):
+        optimizer.zero_grad()
+        query_loss(head, *args).backward()
+        optimizer.step()
+    assert first_loss == pytest.approx(np.log(5), rel=1e-4) and query_loss(head, *args).item() < 0.01
+    assert query_loss(head, (states, states), labels, [4, 2], [1, 2, 4], [8]).item() > 3.0  # swapped classes
+    assert query_loss(head, (states, states), labels, [None, None], [1, 2, 4], [8]) is None
+
+
 def test_attention_heads_outside_the_decoder_are_refused_before_training(tmp_path):
     from mmkit.exceptions import UsageError
 
@@ -419,9 +441,11 @@ def test_few_step_run_writes_a_folder_the_sdk_loads_and_resumes(tmp_path):
     second = tmp_path / "vlm2"
     run = train_vlm(replace(CONFIG, steps=2, lr=1e-12, init_from=str(out), position_loss_weight=0.5,
                             object_loss_weight=0.5, loss_per_sample=True, number_token_weight=3.0,
-                            attention_loss_weight=0.5, attention_heads=((0, 1),)), out=second,
+                            attention_loss_weight=0.5, attention_heads=((0, 1),), attention_first_weight=4.0,
+                            attention_tasks=("ground", "point", "vqa"), leading_digit_weight=10.0,
+                            query_loss_weight=0.5), out=second,
                     ckpt_dir=tmp_path / "ckpt2")
-    assert any("attention_loss" in h for h in run["history"])
+    assert any("attention_loss" in h for h in run["history"]) and any("query_loss" in h for h in run["history"])
     assert "eager" not in (second / "config.json").read_text()  # training's attention backend is not shipped
     assert (second / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()
     with safe_open(out / "model.safetensors", "pt") as f, safe_open(second / "model.safetensors", "pt") as g:

@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from ...exceptions import UsageError
 from .vlm_data import IGNORE, TaskMix, collate, encode_sample, input_size_for, pixel_budget, sample_train, world_corpus
 from .vlm_evaluate import evaluate_vlm
-from .vlm_patch_loss import PatchHead, captured_image_features, patch_labels, patch_loss
+from .vlm_patch_loss import N_CLASSES, PatchHead, captured_image_features, patch_labels, patch_loss, shape_class
 from ..language import NO
-from .vlm_attention_loss import DEFAULT_HEADS, AttentionTarget, attention_loss, target_cells
+from .vlm_attention_loss import DEFAULT_HEADS, AttentionTarget, QueryHead, attention_loss, query_loss, target_cells
 from .vlm_object_loss import ObjectHead, object_loss, token_objects
 from .vlm_position_loss import PositionHead, position_loss
 from .vlm_model import DEFAULT_ARCH, TINY_ARCH, VlmArch, build_model, build_processor, count_parameters, save_folder
@@ -78,6 +78,8 @@ class VlmTrainConfig:
     attention_heads: tuple[tuple[int, int], ...] = DEFAULT_HEADS  # the supervised (decoder layer, head) pairs
     attention_first_weight: float = 1.0  # weight of the query writing an answer's first number (the one that picks
     # the object: the later digits can copy the rest) against each of the others
+    query_loss_weight: float = 0.0  # the query writing a one-target answer's first number states the target's class
+    # (vlm_attention_loss.QueryHead)
     attention_tasks: tuple[str, ...] = ("ground", "point")  # whose answers are supervised; "vqa": questions too,
     # the first answer token attending to the shapes the answer is about (`QA.about`), for a "no" to none
     init_from: str | None = None  # start from this saved shapes VLM folder (weights and processor), fresh optimizer
@@ -97,7 +99,8 @@ def _lr(step: int, config: VlmTrainConfig) -> float:
 def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[dict[str, torch.Tensor], dict | None]:
     """The batch of step `step` and, for image batches, the labels of the training-only heads (batch order):
     {"patch": ViT patch classes, "classes" / "boxes": per merged token, its covering shape (`token_objects`),
-    "targets": per sample, where its answer is read from (`_attention_target`) or None}."""
+    "targets": per sample, where its answer is read from (`_attention_target`) or None, "target_classes": per
+    sample, the class of its one grounding / pointing target or None}."""
     rng = np.random.default_rng([config.seed, step])
     clips = config.video_every > 0 and (step + 1) % config.video_every == 0
     task, size = ("video", config.video_batch_size) if clips else (None, config.batch_size)
@@ -110,7 +113,15 @@ def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[di
     return batch, {"patch": torch.from_numpy(np.concatenate([patch_labels(s.scene, grid) for s in samples])),
                    "classes": torch.from_numpy(np.concatenate([o[0] for o in objects])),
                    "boxes": torch.from_numpy(np.concatenate([o[1] for o in objects])),
-                   "targets": [_attention_target(s, grid // 2, config.attention_tasks) for s in samples]}
+                   "targets": [_attention_target(s, grid // 2, config.attention_tasks) for s in samples],
+                   "target_classes": [_target_class(s) for s in samples]}
+
+
+def _target_class(sample) -> int | None:
+    """The class (`shape_class`) of a one-target grounding / pointing sample's shape (None otherwise)."""
+    if sample.task not in ("ground", "point") or len(sample.boxes) != 1:
+        return None
+    return shape_class(next(s for s in sample.scene.shapes if s.box.as_tuple() == sample.boxes[0].as_tuple()))
 
 
 def _attention_target(sample, grid: int, tasks: Sequence[str]) -> AttentionTarget | None:
@@ -200,6 +211,10 @@ def _setup(config: VlmTrainConfig, ckpt: Path, resume: bool, grid: int, input_si
     if config.object_loss_weight:  # after the position layers, before the last (which writes the answer)
         last = max(1, config.arch.text_layers - 1)
         heads["object"] = ObjectHead(config.arch.text_hidden, input_size, layers=tuple(range(min(2, last), last + 1)))
+    if config.query_loss_weight:  # the hidden states the supervised attention heads form their queries from
+        heads["query"] = QueryHead(config.arch.text_hidden, N_CLASSES,
+                                   layers=tuple(sorted({min(layer, config.arch.text_layers)
+                                                        for layer in (2, 3)})))
     named = [*model.named_parameters(), *(("heads." + n, p) for n, p in heads.named_parameters())]
     decay = [p for n, p in named if p.ndim >= 2 and "embed" not in n]
     rest = [p for n, p in named if not (p.ndim >= 2 and "embed" not in n)]
@@ -252,7 +267,7 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
     weighted_lm = config.loss_per_sample or config.number_token_weight != 1.0 or \
         config.leading_digit_weight is not None
     uses_digits = config.number_token_weight != 1.0 or config.leading_digit_weight is not None or \
-        config.attention_loss_weight
+        config.attention_loss_weight or config.query_loss_weight
     try:
         digits = DigitTokens.of(processor.tokenizer) if uses_digits else DigitTokens((), ())
     except ValueError as error:
@@ -271,9 +286,10 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         positions = labels is not None and config.position_loss_weight > 0
         objects = labels is not None and config.object_loss_weight > 0
         attends = labels is not None and config.attention_loss_weight > 0
+        queries = labels is not None and config.query_loss_weight > 0
         inputs = {k: v for k, v in batch.items() if k != "labels"} if weighted_lm else batch
         with captured_image_features(model) as features:
-            output = model(**inputs, use_cache=False, output_hidden_states=positions or objects,
+            output = model(**inputs, use_cache=False, output_hidden_states=positions or objects or queries,
                            output_attentions=attends)
         if weighted_lm:
             loss = answer_loss(output.logits, batch["labels"], per_sample=config.loss_per_sample,
@@ -299,6 +315,12 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
             if attention is not None:
                 loss = loss + config.attention_loss_weight * attention
                 parts["attention"] = attention.item()
+        if queries:
+            query = query_loss(heads["query"], output.hidden_states, batch["labels"], labels["target_classes"],
+                               number_ids, digits.word_ends)
+            if query is not None:
+                loss = loss + config.query_loss_weight * query
+                parts["query"] = query.item()
         loss.backward()
         torch.nn.utils.clip_grad_norm_([*model.parameters(), *heads.parameters()], config.grad_clip)
         optimizer.step()
@@ -374,7 +396,8 @@ fps, {{"min_pixels": {a.min_pixels}, "max_pixels": {a.max_pixels}}})]` (16 token
 - training-only heads (discarded): ViT patch classes (weight {config.patch_loss_weight}), decoder image-token
   row/column (weight {config.position_loss_weight}), decoder image-token covering shape and box (weight
   {config.object_loss_weight}); answers' queries attend to their target's image tokens (weight
-  {config.attention_loss_weight}, tasks {', '.join(config.attention_tasks)}); started from
+  {config.attention_loss_weight}, tasks {', '.join(config.attention_tasks)}); the first number's query states the
+  target's class (weight {config.query_loss_weight}); started from
   {config.init_from or 'random initialisation'}
 - wall time of the last run: {meta['seconds_this_run'] / 60:.1f} min (resumed from step {meta['resumed_from_step']})
 - final loss: {losses[-1]['loss'] if losses else 'n/a'}
@@ -413,6 +436,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="weight of an answer's first supervised query (the one that picks the object)")
     parser.add_argument("--leading-digit-weight", type=float, default=None,
                         help="weight of a number's first digit in the language loss (default: --number-token-weight)")
+    parser.add_argument("--query-loss-weight", type=float, default=VlmTrainConfig.query_loss_weight,
+                        help="the query writing a grounding answer's first number states the target's class")
     parser.add_argument("--attention-tasks", default=",".join(VlmTrainConfig.attention_tasks),
                         help="comma-separated: whose answers --attention-loss-weight supervises (ground,point,vqa)")
     parser.add_argument("--instructed-share", type=float, default=TaskMix.instructed_share,
@@ -428,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
         position_loss_weight=args.position_loss_weight, object_loss_weight=args.object_loss_weight,
         loss_per_sample=args.loss_per_sample, number_token_weight=args.number_token_weight,
         attention_loss_weight=args.attention_loss_weight, attention_first_weight=args.attention_first_weight,
-        leading_digit_weight=args.leading_digit_weight,
+        leading_digit_weight=args.leading_digit_weight, query_loss_weight=args.query_loss_weight,
         attention_tasks=tuple(t.strip() for t in args.attention_tasks.split(",") if t.strip()),
         init_from=args.init_from,
         mix=TaskMix(instructed_share=args.instructed_share))
