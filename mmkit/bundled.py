@@ -36,6 +36,7 @@ class BundledModel:
     kind: str  # what it is, for messages
     required: tuple[str, ...]  # files that must be present for the folder to count as trained
     retrain: str  # the command that reproduces it
+    video_pixels: dict[str, int] | None = None  # a VLM's frame pixel budget (what it was trained on)
 
     @property
     def path(self) -> Path:
@@ -58,7 +59,8 @@ BUNDLED: dict[str, BundledModel] = {
         BundledModel("mmkit/shapes-lora-star", "shapes-lora-star", "LoRA teaching shapes-sd the star",
                      ("pytorch_lora_weights.safetensors",), _TRAIN + "train_concept_lora --concept star"),
         BundledModel("mmkit/shapes-qwen2.5-vl", "shapes-qwen2.5-vl", "Qwen2.5-VL-architecture VLM",
-                     ("config.json", "model.safetensors", "tokenizer.json"), _TRAIN + "train_vlm"),
+                     ("config.json", "model.safetensors", "tokenizer.json"), _TRAIN + "train_vlm",
+                     video_pixels={"min_pixels": 10000, "max_pixels": 12544}),  # 112 x 112 frames, as trained
     )
 }
 
@@ -91,6 +93,17 @@ def bundled_path(name: str) -> Path:
                              f"{model.path})", received=name,
                              fix=f"reinstall mmkit from a full checkout, or train it: {model.retrain}")
     return model.path
+
+
+def bundled_model_at(source: str | os.PathLike) -> BundledModel | None:
+    """The bundled model a name ("mmkit/shapes-qwen2.5-vl") or a folder (its weights folder) refers to, or None."""
+    text = os.fspath(source)
+    if is_bundled_name(text):
+        return BUNDLED.get(text)
+    folder = Path(text)
+    if not folder.is_dir():
+        return None
+    return next((m for m in BUNDLED.values() if m.path.resolve() == folder.resolve()), None)
 
 
 def available_bundled() -> list[str]:

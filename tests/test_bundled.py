@@ -1,6 +1,8 @@
 """Bundled model names ("mmkit/shapes-sd") resolve through the same loaders as hub ids, offline, or fail clearly."""
 import shutil
 
+import numpy as np
+
 import pytest
 
 import mmkit.bundled as bundled
@@ -56,3 +58,29 @@ def test_every_bundled_model_names_its_retrain_script(name):
     module = model.retrain.split()[2]
     assert model.name == name and module.startswith("mmkit.shapes.training.")
     assert importlib.util.find_spec(module) is not None
+
+
+def test_the_bundled_vlm_gets_its_trained_frame_size_for_videos_by_name_or_folder(weights):
+    from mmkit.exceptions import UsageError
+    from mmkit.understand.messages import to_conversation
+
+    shutil.copytree(tiny_checkpoint("qwen2_5_vl"), weights / "shapes-qwen2.5-vl")
+    trained = {"min_pixels": 10000, "max_pixels": 12544}
+    assert bundled.BUNDLED["mmkit/shapes-qwen2.5-vl"].video_pixels == trained
+    by_name = VisionLanguageModel.from_pretrained("mmkit/shapes-qwen2.5-vl", progress=False)
+    by_folder = VisionLanguageModel.from_pretrained(weights / "shapes-qwen2.5-vl", progress=False)
+    other = VisionLanguageModel.from_pretrained(tiny_checkpoint("qwen2_5_vl"), progress=False)
+    assert by_name.video_pixels == by_folder.video_pixels == trained and other.video_pixels == {}
+    frames = [np.full((96, 96, 3), 255, dtype=np.uint8)] * 4
+    conv = to_conversation("when?", videos=[{"video": frames, "sample_fps": 2.0, "raw_fps": 2.0}])
+    grids = [m._prepare([conv], thinking=None, min_pixels=None, max_pixels=None).inputs["video_grid_thw"][0]
+             for m in (by_name, other)]
+    assert grids[0].tolist() == [2, 8, 8]  # 112 x 112 frames, as the model was trained
+    assert grids[1].tolist()[1] > 8  # qwen-vl-utils' video rules (at least 128 tokens a frame pair)
+    own = to_conversation("when?", videos=[{"video": frames, "sample_fps": 2.0, "raw_fps": 2.0,
+                                            "min_pixels": 40000, "max_pixels": 50176}])
+    assert by_name._prepare([own], thinking=None, min_pixels=None,
+                            max_pixels=None).inputs["video_grid_thw"][0].tolist()[1] == 16  # the part's keys win
+    with pytest.raises(UsageError, match="video_pixels"):
+        VisionLanguageModel.from_pretrained(tiny_checkpoint("qwen2_5_vl"), video_pixels={"min_pixel": 10},
+                                            progress=False)

@@ -27,9 +27,9 @@ from typing import Any, Sequence
 
 import torch
 
-from ..bundled import bundled_path, is_bundled_name
+from ..bundled import bundled_model_at, bundled_path, is_bundled_name
 from ..devices import DevicePlan, plan_device
-from ..exceptions import ModelLoadError
+from ..exceptions import ModelLoadError, UsageError
 from ..loading_bars import without_loading_bars
 from .answer import Answer, Timings, Usage
 from .call_arguments import batch_conversations, check_limits, grounding_call, run_arguments
@@ -88,6 +88,7 @@ class VisionLanguageModel:
         media_policy: Any = None,
         min_pixels: int | None = None,
         max_pixels: int | None = None,
+        video_pixels: dict[str, int] | None = None,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -99,6 +100,7 @@ class VisionLanguageModel:
         self.media_policy = media_policy
         self.min_pixels = min_pixels
         self.max_pixels = max_pixels
+        self.video_pixels = _check_video_pixels(video_pixels)
         self.patch_size = int(getattr(processor.image_processor, "patch_size", family.image_patch_size))
         tokenizer = processor.tokenizer
         tokenizer.padding_side = "left"  # batched generation continues every row from the same position
@@ -129,6 +131,7 @@ class VisionLanguageModel:
         media_policy: Any = None,
         generation: dict[str, Any] | None = None,
         progress: bool = True,
+        video_pixels: dict[str, int] | None = None,
     ) -> "VisionLanguageModel":
         """Load a Qwen-VL checkpoint from the hub or a local folder.
 
@@ -144,6 +147,9 @@ class VisionLanguageModel:
             generation: sampling defaults for every call (`temperature`, `top_p`, `top_k`, `do_sample`,
                 `repetition_penalty`), over the family's recommended preset.
             progress: show transformers' loading bar.
+            video_pixels: default frame pixel budget of videos (`{"min_pixels": ..., "max_pixels": ...}`;
+                a video part's own keys win). Default: qwen-vl-utils' video rules; for a bundled model, the
+                frame size it was trained on (`mmkit.bundled`).
 
         Raises:
             ModelLoadError: not found / not cached offline / not a supported family / no safetensors.
@@ -152,6 +158,10 @@ class VisionLanguageModel:
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
         source = str(model_id_or_path)
+        _check_video_pixels(video_pixels)
+        bundled = bundled_model_at(source)
+        if video_pixels is None and bundled is not None:
+            video_pixels = bundled.video_pixels  # the frame size it was trained on
         if is_bundled_name(source):  # "mmkit/shapes-qwen2.5-vl": shipped with mmkit, never fetched
             source = str(bundled_path(source))
         check_sampling(generation or {}, "generation")
@@ -183,6 +193,7 @@ class VisionLanguageModel:
         return cls(
             model=model, processor=processor, family=family, plan=plan, model_id=source, thinking=mode,
             generation=generation, media_policy=media_policy, min_pixels=min_pixels, max_pixels=max_pixels,
+            video_pixels=video_pixels,
         )
 
     def __repr__(self) -> str:
@@ -230,6 +241,8 @@ class VisionLanguageModel:
                     image = load_image(part["image"], policy=policy)
                     sizes.append(image.size)
                     part = {**pixels, **part, "image": image}
+                elif part["type"] == "video" and self.video_pixels:
+                    part = {**self.video_pixels, **part}
                 parts.append(part)
             messages.append({"role": message["role"], "content": parts})
         return messages, sizes
@@ -442,3 +455,13 @@ def _register_video_processors() -> None:
     except ImportError:  # the module is optional: with a working torchvision the upstream classes serve
         return
     register_video_processors()
+
+
+def _check_video_pixels(video_pixels: dict[str, int] | None) -> dict[str, int]:
+    if not video_pixels:
+        return {}
+    unknown = set(video_pixels) - {"min_pixels", "max_pixels", "total_pixels"}
+    if unknown or not all(isinstance(v, int) and v > 0 for v in video_pixels.values()):
+        raise UsageError("video_pixels takes positive integers for min_pixels / max_pixels / total_pixels",
+                         received=video_pixels, fix='e.g. video_pixels={"min_pixels": 10000, "max_pixels": 12544}')
+    return dict(video_pixels)
