@@ -132,7 +132,11 @@ def test_grounding_samples_use_the_sdk_prompt_and_multi_instance_answers():
 
 def test_batches_depend_only_on_seed_and_step(processor):
     (a, la), (b, lb) = _batch(3, CONFIG, processor, (112, 112)), _batch(3, CONFIG, processor, (112, 112))
-    assert all(torch.equal(a[k], b[k]) for k in a) and all(torch.equal(la[k], lb[k]) for k in la)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.equal(la[k], lb[k]) for k in ("patch", "classes", "boxes"))
+    assert la["target_classes"] == lb["target_classes"]
+    assert [(t.cells.tolist(), t.avoid) if t else None for t in la["targets"]] == \
+        [(t.cells.tolist(), t.avoid) if t else None for t in lb["targets"]]
     c, lc = _batch(4, CONFIG, processor, (112, 112))
     assert c["pixel_values"].shape == a["pixel_values"].shape  # 4 images x 64 patches either way
     assert not torch.equal(c["pixel_values"], a["pixel_values"])

@@ -105,7 +105,8 @@ class QueryHead(torch.nn.Module):
 
 
 def query_loss(head: QueryHead, hidden_states: Sequence[torch.Tensor], labels: torch.Tensor,
-               classes: Sequence[int | None], number_ids: Sequence[int], word_ends: Sequence[int] = ()) -> torch.Tensor | None:
+               classes: Sequence[int | None], number_ids: Sequence[int],
+               word_ends: Sequence[int] = ()) -> torch.Tensor | None:
     """`head`'s loss at each row's first-number query (rows whose class is None are skipped; None if all are)."""
     rows, positions, wanted = [], [], []
     for row, klass in enumerate(classes):
