@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from ...exceptions import UsageError
+from ..language import NO
+from .vlm_attention_loss import DEFAULT_HEADS, AttentionTarget, QueryHead, attention_loss, query_loss, target_cells
 from .vlm_data import IGNORE, TaskMix, collate, encode_sample, input_size_for, pixel_budget, sample_train, world_corpus
 from .vlm_evaluate import evaluate_vlm
 from .vlm_patch_loss import N_CLASSES, PatchHead, captured_image_features, patch_labels, patch_loss, shape_class
-from ..language import NO
-from .vlm_attention_loss import DEFAULT_HEADS, AttentionTarget, QueryHead, attention_loss, query_loss, target_cells
 from .vlm_object_loss import ObjectHead, object_loss, token_objects
 from .vlm_position_loss import PositionHead, position_loss
 from .vlm_model import DEFAULT_ARCH, TINY_ARCH, VlmArch, build_model, build_processor, count_parameters, save_folder
@@ -117,11 +117,17 @@ def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[di
                    "target_classes": [_target_class(s) for s in samples]}
 
 
+def _targets_of(sample) -> list:
+    """The shapes of `sample`'s scene that its `boxes` name (a grounding target, the shapes a question is about)."""
+    boxes = {box.as_tuple() for box in sample.boxes}
+    return [s for s in sample.scene.shapes if s.box.as_tuple() in boxes]
+
+
 def _target_class(sample) -> int | None:
     """The class (`shape_class`) of a one-target grounding / pointing sample's shape (None otherwise)."""
     if sample.task not in ("ground", "point") or len(sample.boxes) != 1:
         return None
-    return shape_class(next(s for s in sample.scene.shapes if s.box.as_tuple() == sample.boxes[0].as_tuple()))
+    return shape_class(_targets_of(sample)[0])
 
 
 def _attention_target(sample, grid: int, tasks: Sequence[str]) -> AttentionTarget | None:
@@ -131,13 +137,12 @@ def _attention_target(sample, grid: int, tasks: Sequence[str]) -> AttentionTarge
     if sample.task not in tasks:
         return None
     if sample.task in ("ground", "point") and len(sample.boxes) == 1 or sample.task == "vqa" and sample.boxes:
-        boxes = {box.as_tuple() for box in sample.boxes}
-        shapes = [s for s in sample.scene.shapes if s.box.as_tuple() in boxes]
-        return AttentionTarget(np.logical_or.reduce([target_cells(sample.scene, s, grid) for s in shapes]))
-    if sample.task == "vqa" and sample.answer in NO.values():
-        return AttentionTarget(np.logical_or.reduce([target_cells(sample.scene, s, grid) for s in sample.scene.shapes]),
-                               avoid=True)
-    return None
+        shapes, avoid = _targets_of(sample), False
+    elif sample.task == "vqa" and sample.answer in NO.values():
+        shapes, avoid = sample.scene.shapes, True
+    else:
+        return None
+    return AttentionTarget(np.logical_or.reduce([target_cells(sample.scene, s, grid) for s in shapes]), avoid=avoid)
 
 
 def answer_loss(logits: torch.Tensor, labels: torch.Tensor, *, per_sample: bool = False,
@@ -433,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--attention-loss-weight", type=float, default=VlmTrainConfig.attention_loss_weight,
                         help="digit queries of grounding answers attend to the target's image tokens")
     parser.add_argument("--attention-first-weight", type=float, default=VlmTrainConfig.attention_first_weight,
-                        help="weight of an answer's first supervised query (the one that picks the object)")
+                        help="weight of the query writing an answer's first number (the one that picks the object)")
     parser.add_argument("--leading-digit-weight", type=float, default=None,
                         help="weight of a number's first digit in the language loss (default: --number-token-weight)")
     parser.add_argument("--query-loss-weight", type=float, default=VlmTrainConfig.query_loss_weight,
