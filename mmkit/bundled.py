@@ -36,7 +36,7 @@ class BundledModel:
     kind: str  # what it is, for messages
     required: tuple[str, ...]  # files that must be present for the folder to count as trained
     retrain: str  # the command that reproduces it
-    video_pixels: dict[str, int] | None = None  # a VLM's frame pixel budget (what it was trained on)
+    videos_at_image_pixels: bool = False  # a VLM whose clips were trained at its processor's image pixel budget
 
     @property
     def path(self) -> Path:
@@ -60,7 +60,7 @@ BUNDLED: dict[str, BundledModel] = {
                      ("pytorch_lora_weights.safetensors",), _TRAIN + "train_concept_lora --concept star"),
         BundledModel("mmkit/shapes-qwen2.5-vl", "shapes-qwen2.5-vl", "Qwen2.5-VL-architecture VLM",
                      ("config.json", "model.safetensors", "tokenizer.json"), _TRAIN + "train_vlm",
-                     video_pixels={"min_pixels": 10000, "max_pixels": 12544}),  # 112 x 112 frames, as trained
+                     videos_at_image_pixels=True),  # 112 x 112 frames, as its images
     )
 }
 

@@ -1,5 +1,6 @@
 """Bundled model names ("mmkit/shapes-sd") resolve through the same loaders as hub ids, offline, or fail clearly."""
 import shutil
+from pathlib import Path
 
 import numpy as np
 
@@ -64,9 +65,12 @@ def test_the_bundled_vlm_gets_its_trained_frame_size_for_videos_by_name_or_folde
     from mmkit.exceptions import UsageError
     from mmkit.understand.messages import to_conversation
 
-    shutil.copytree(tiny_checkpoint("qwen2_5_vl"), weights / "shapes-qwen2.5-vl")
+    import mmkit.shapes
+
+    # the shipped folder (its processor's image budget: 112 x 112, the size its clips were trained at)
+    shutil.copytree(Path(mmkit.shapes.__file__).parent / "weights" / "shapes-qwen2.5-vl", weights / "shapes-qwen2.5-vl")
     trained = {"min_pixels": 10000, "max_pixels": 12544}
-    assert bundled.BUNDLED["mmkit/shapes-qwen2.5-vl"].video_pixels == trained
+    assert bundled.BUNDLED["mmkit/shapes-qwen2.5-vl"].videos_at_image_pixels
     by_name = VisionLanguageModel.from_pretrained("mmkit/shapes-qwen2.5-vl", progress=False)
     by_folder = VisionLanguageModel.from_pretrained(weights / "shapes-qwen2.5-vl", progress=False)
     other = VisionLanguageModel.from_pretrained(tiny_checkpoint("qwen2_5_vl"), progress=False)

@@ -148,8 +148,8 @@ class VisionLanguageModel:
                 `repetition_penalty`), over the family's recommended preset.
             progress: show transformers' loading bar.
             video_pixels: default frame pixel budget of videos (`{"min_pixels": ..., "max_pixels": ...}`;
-                a video part's own keys win). Default: qwen-vl-utils' video rules; for a bundled model, the
-                frame size it was trained on (`mmkit.bundled`).
+                a video part's own keys win). Default: qwen-vl-utils' video rules; for a bundled VLM whose clips
+                were trained at its image pixel budget (`mmkit.bundled`), that budget.
 
         Raises:
             ModelLoadError: not found / not cached offline / not a supported family / no safetensors.
@@ -160,8 +160,6 @@ class VisionLanguageModel:
         source = str(model_id_or_path)
         _check_video_pixels(video_pixels)
         bundled = bundled_model_at(source)
-        if video_pixels is None and bundled is not None:
-            video_pixels = bundled.video_pixels  # the frame size it was trained on
         if is_bundled_name(source):  # "mmkit/shapes-qwen2.5-vl": shipped with mmkit, never fetched
             source = str(bundled_path(source))
         check_sampling(generation or {}, "generation")
@@ -184,6 +182,8 @@ class VisionLanguageModel:
         except (OSError, ValueError, ImportError) as err:
             raise _load_error(source, err, local_files_only) from err
         model.eval()
+        if video_pixels is None and bundled is not None and bundled.videos_at_image_pixels:
+            video_pixels = _processor_pixels(processor)  # the frame size its clips were trained at
         template = getattr(processor, "chat_template", None) or getattr(processor.tokenizer, "chat_template", None)
 
         def render(messages: list, **kwargs: Any) -> str:
@@ -220,10 +220,10 @@ class VisionLanguageModel:
 
     # --------------------------------------------------------------------------------------------- prepare
     def _pixel_defaults(self, min_pixels: int | None, max_pixels: int | None) -> dict[str, int]:
-        size = getattr(self.processor.image_processor, "size", None) or {}
+        own = _processor_pixels(self.processor)
         out = {
-            "min_pixels": min_pixels or self.min_pixels or size.get("shortest_edge"),
-            "max_pixels": max_pixels or self.max_pixels or size.get("longest_edge"),
+            "min_pixels": min_pixels or self.min_pixels or own.get("min_pixels"),
+            "max_pixels": max_pixels or self.max_pixels or own.get("max_pixels"),
         }
         return {k: int(v) for k, v in out.items() if v}
 
@@ -455,6 +455,13 @@ def _register_video_processors() -> None:
     except ImportError:  # the module is optional: with a working torchvision the upstream classes serve
         return
     register_video_processors()
+
+
+def _processor_pixels(processor: Any) -> dict[str, int]:
+    """The checkpoint's own image pixel budget (its image processor's `size`)."""
+    size = getattr(processor.image_processor, "size", None) or {}
+    out = {"min_pixels": size.get("shortest_edge"), "max_pixels": size.get("longest_edge")}
+    return {k: int(v) for k, v in out.items() if v}
 
 
 def _check_video_pixels(video_pixels: dict[str, int] | None) -> dict[str, int]:
