@@ -15,7 +15,7 @@ from mmkit.shapes.training.vlm_data import (IGNORE, Sample, TaskMix, box_answer,
                                             video_part, video_sample, world_corpus)
 from mmkit.shapes.training.vlm_evaluate import evaluate_vlm
 from mmkit.shapes.training.vlm_model import TINY_ARCH, build_processor
-from mmkit.shapes.training.vlm_tokenizer import build_world_tokenizer
+from mmkit.shapes.training.vlm_tokenizer import DigitTokens, build_world_tokenizer
 from mmkit.shapes import sample_video
 from mmkit.understand.answer import Answer, Box, TimeSpan
 from mmkit.understand.families import family_for_model_type
@@ -241,8 +241,6 @@ def test_object_head_loss_is_low_only_for_the_true_labels():
 
 
 def test_digit_tokens_tell_numbers_from_digits_inside_words(processor):
-    from mmkit.shapes.training.vlm_tokenizer import DigitTokens
-
     tokenizer = processor.tokenizer
     digits = DigitTokens.of(tokenizer)
     for text, starts in [('{"bbox_2d": [79, 19, 108, 49], "label": "red circle"}', ["7", "1", "1", "4"]),
@@ -266,7 +264,8 @@ def test_target_cells_and_attention_loss_reward_only_attention_on_the_target():
     on_target[0, 1, queries, 2 + 4] = on_target[0, 1, queries, 2 + 9] = 0.5  # head 1: all on the circle
     elsewhere[0, 1, queries, 2 + 6] = 1.0  # head 1: all on the square
     on_target[0, 0, :, 0] = elsewhere[0, 0, :, 0] = 1.0  # head 0: on the first text token
-    args = (ids, labels, 9, [AttentionTarget(circle)], [1, 2])
+    digits = DigitTokens((1, 2), ())
+    args = (ids, labels, 9, [AttentionTarget(circle)], digits)
     assert attention_loss((on_target,), *args, heads=((0, 1),)).item() == pytest.approx(0.0, abs=1e-5)
     assert attention_loss((elsewhere,), *args, heads=((0, 1),)).item() == pytest.approx(-np.log(1e-6), rel=1e-3)
     assert attention_on_targets((on_target,), *args, layer=0, head=1) == pytest.approx(1.0)
@@ -281,24 +280,25 @@ def test_target_cells_and_attention_loss_reward_only_attention_on_the_target():
     word_labels = torch.tensor([[IGNORE] * 18 + [8, 1, 3, 2]])
     word = torch.zeros(1, 2, 22, 22)
     word[0, 1, 18, 2 + 4], word[0, 1, 20, 2 + 6] = 1.0, 1.0  # the "1" in the word on the circle, the number not
-    word_args = (word_ids, word_labels, 9, [AttentionTarget(circle)], [1, 2])
-    assert attention_loss((word,), *word_args, heads=((0, 1),), first_weight=3.0, word_ends=[8]).item() == \
+    in_word = (word_ids, word_labels, 9, [AttentionTarget(circle)], DigitTokens((1, 2), (8,)))
+    assert attention_loss((word,), *in_word, heads=((0, 1),), first_weight=3.0).item() == \
         pytest.approx(-3 * np.log(1e-6) / 4, rel=1e-3)
-    assert attention_loss((word,), *word_args, heads=((0, 1),), first_weight=3.0).item() == \
+    no_words = (word_ids, word_labels, 9, [AttentionTarget(circle)], digits)
+    assert attention_loss((word,), *no_words, heads=((0, 1),), first_weight=3.0).item() == \
         pytest.approx(-np.log(1e-6) / 4, rel=1e-3)
     # a "no": attention anywhere but on the cells is what is asked for
-    avoid = (ids, labels, 9, [AttentionTarget(circle, avoid=True)], [1, 2])
+    avoid = (ids, labels, 9, [AttentionTarget(circle, avoid=True)], digits)
     assert attention_loss((elsewhere,), *avoid, heads=((0, 0), (0, 1))).item() == pytest.approx(0.0, abs=1e-5)
     assert attention_on_targets((on_target,), *avoid, layer=0, head=1) == pytest.approx(0.0)
     # an answer without digits ("yes"): only the query writing its first token is supervised
     first_only = torch.zeros(1, 2, 21, 21)
     first_only[0, 1, 17, 2 + 5] = 1.0
-    assert attention_on_targets((first_only,), ids, labels, 9, [AttentionTarget(circle)], [7], layer=0,
-                                head=1) == pytest.approx(1.0)
+    assert attention_on_targets((first_only,), ids, labels, 9, [AttentionTarget(circle)], DigitTokens((7,), ()),
+                                layer=0, head=1) == pytest.approx(1.0)
     assert attention_on_targets((first_only,), *args, layer=0, head=1) == pytest.approx(0.5)
-    assert attention_loss((on_target,), ids, labels, 9, [None], [1, 2], heads=((0, 1),)) is None
+    assert attention_loss((on_target,), ids, labels, 9, [None], digits, heads=((0, 1),)) is None
     with pytest.raises(ValueError, match="target cells"):
-        attention_loss((on_target,), ids, labels, 9, [AttentionTarget(circle[:8])], [1, 2], heads=((0, 1),))
+        attention_loss((on_target,), ids, labels, 9, [AttentionTarget(circle[:8])], digits, heads=((0, 1),))
 
 
 def test_query_head_reads_the_target_class_at_the_first_numbers_query():
@@ -306,21 +306,22 @@ def test_query_head_reads_the_target_class_at_the_first_numbers_query():
 
     # answer "8 1 3 4 2": 8 ends a word, so 1 is inside it; 4 starts the first number (digits 1, 2, 4)
     labels = torch.tensor([[IGNORE] * 4 + [8, 1, 3, 4, 2]] * 2)
-    queries, first = answer_queries(labels[0], [1, 2, 4], word_ends=[8])
+    digits = DigitTokens((1, 2, 4), (8,))
+    queries, first = answer_queries(labels[0], digits)
     assert queries.tolist() == [4, 6, 7] and first == 1  # positions writing 1, 4, 2; the number starts at 4
     states = torch.zeros(2, 9, 8)
     states[0, 6, 0], states[1, 6, 1] = 3.0, 3.0  # only the first number's query carries which class is meant
     head = QueryHead(8, 5, layers=(1,))
     optimizer = torch.optim.Adam(head.parameters(), lr=0.1)
-    args = ((states, states), labels, [2, 4], [1, 2, 4], [8])
+    args = ((states, states), labels, [2, 4], digits)
     first_loss = query_loss(head, *args).item()
     for _ in range(200):
         optimizer.zero_grad()
         query_loss(head, *args).backward()
         optimizer.step()
     assert first_loss == pytest.approx(np.log(5), rel=1e-4) and query_loss(head, *args).item() < 0.01
-    assert query_loss(head, (states, states), labels, [4, 2], [1, 2, 4], [8]).item() > 3.0  # swapped classes
-    assert query_loss(head, (states, states), labels, [None, None], [1, 2, 4], [8]) is None
+    assert query_loss(head, (states, states), labels, [4, 2], digits).item() > 3.0  # swapped classes
+    assert query_loss(head, (states, states), labels, [None, None], digits) is None
 
 
 def test_attention_heads_outside_the_decoder_are_refused_before_training(tmp_path):
@@ -377,12 +378,12 @@ def test_answer_loss_matches_transformers_and_weights_answers_and_digits():
                                            ignore_index=IGNORE, reduction="none").view(2, 5)
     a, b = ce[0, 1:].mean(), ce[1, 3]  # row 0 answers 4 tokens, row 1 one
     assert torch.allclose(answer_loss(logits, labels, per_sample=True), (a + b) / 2)
-    weighted = answer_loss(logits, labels, number_ids=[4, 7], number_weight=3.0)  # tokens 4 and 7 count thrice
+    weighted = answer_loss(logits, labels, digits=DigitTokens((4, 7), ()), number_weight=3.0)  # 4 and 7 count 3x
     assert torch.allclose(weighted, (ce[0, 1] + 3 * ce[0, 2] + ce[0, 3] + ce[0, 4] + 3 * ce[1, 3]) / 9)
     # a number's first digit (token 4 after 3) can weigh more than the digits after it (5 after 4)
-    leading = answer_loss(logits, labels, number_ids=[4, 5], number_weight=3.0, leading_weight=10.0)
+    leading = answer_loss(logits, labels, digits=DigitTokens((4, 5), ()), number_weight=3.0, leading_weight=10.0)
     assert torch.allclose(leading, (ce[0, 1] + 10 * ce[0, 2] + 3 * ce[0, 3] + ce[0, 4] + ce[1, 3]) / 16)
-    in_word = answer_loss(logits, labels, number_ids=[4, 5], number_weight=3.0, leading_weight=10.0, word_ends=[3])
+    in_word = answer_loss(logits, labels, digits=DigitTokens((4, 5), (3,)), number_weight=3.0, leading_weight=10.0)
     assert torch.allclose(in_word, (ce[0, 1] + 3 * ce[0, 2] + 3 * ce[0, 3] + ce[0, 4] + ce[1, 3]) / 9)  # 3 ends a word
 
 

@@ -146,14 +146,14 @@ def _attention_target(sample, grid: int, tasks: Sequence[str]) -> AttentionTarge
 
 
 def answer_loss(logits: torch.Tensor, labels: torch.Tensor, *, per_sample: bool = False,
-                number_ids: Sequence[int] = (), number_weight: float = 1.0,
-                leading_weight: float | None = None, word_ends: Sequence[int] = ()) -> torch.Tensor:
+                digits: DigitTokens | None = None, number_weight: float = 1.0,
+                leading_weight: float | None = None) -> torch.Tensor:
     """Next-token cross-entropy on the answer tokens (`labels` != IGNORE), weighted.
 
     With `per_sample=False` and `number_weight=1` this is transformers' own causal-LM loss (mean over all answer
-    tokens of the batch). `number_weight` multiplies the weight of tokens in `number_ids`, `leading_weight` (when
-    given) instead that of a number's first digit (`DigitTokens.leading`: after neither a digit nor a token in
-    `word_ends`, so the "2" of "bbox_2d" is no number); `per_sample` first
+    tokens of the batch). `number_weight` multiplies the weight of `digits`' digit tokens, `leading_weight` (when
+    given) instead that of a number's first digit (`DigitTokens.leading`: the "2" of "bbox_2d" is no number);
+    `per_sample` first
     averages (weighted) within each row, then over the rows that have answer tokens.
     """
     logits, target = logits[:, :-1].float(), labels[:, 1:]
@@ -161,9 +161,9 @@ def answer_loss(logits: torch.Tensor, labels: torch.Tensor, *, per_sample: bool 
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE,
                          reduction="none").view(target.shape)
     weight = valid.float()
-    if number_ids and (number_weight != 1.0 or leading_weight is not None):
-        digit = torch.isin(target, torch.tensor(list(number_ids)))
-        leading = DigitTokens(tuple(number_ids), tuple(word_ends)).leading(labels)[:, 1:]
+    if digits is not None and (number_weight != 1.0 or leading_weight is not None):
+        digit = digits.is_digit(target)
+        leading = digits.leading(labels)[:, 1:]
         lead = number_weight if leading_weight is None else leading_weight
         weight = weight * torch.where(leading, lead, torch.where(digit, number_weight, 1.0))
     if not per_sample:
@@ -278,7 +278,6 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
     except ValueError as error:
         raise UsageError("digit weights and --attention-loss-weight need a tokenizer with one token per digit",
                          received=str(error)) from None
-    number_ids = digits.digits
     print(f"shapes VLM: {count_parameters(model) / 1e6:.2f} M params, vocab {len(processor.tokenizer)}, "
           f"input {input_size}, steps {start}->{config.steps}, batch {config.batch_size}", flush=True)
     began, window = time.perf_counter(), []
@@ -298,8 +297,8 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
                            output_attentions=attends)
         if weighted_lm:
             loss = answer_loss(output.logits, batch["labels"], per_sample=config.loss_per_sample,
-                               number_ids=number_ids, number_weight=config.number_token_weight,
-                               leading_weight=config.leading_digit_weight, word_ends=digits.word_ends)
+                               digits=digits, number_weight=config.number_token_weight,
+                               leading_weight=config.leading_digit_weight)
         else:
             loss = output.loss  # transformers' causal-LM loss: the mean over all answer tokens of the batch
         parts = {"lm": loss.item()}
@@ -315,14 +314,14 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
             parts["object"] = parts["object"].item()
         if attends:
             attention = attention_loss(output.attentions, batch["input_ids"], batch["labels"], image_token,
-                                       labels["targets"], number_ids, heads=config.attention_heads,
-                                       first_weight=config.attention_first_weight, word_ends=digits.word_ends)
+                                       labels["targets"], digits, heads=config.attention_heads,
+                                       first_weight=config.attention_first_weight)
             if attention is not None:
                 loss = loss + config.attention_loss_weight * attention
                 parts["attention"] = attention.item()
         if queries:
             query = query_loss(heads["query"], output.hidden_states, batch["labels"], labels["target_classes"],
-                               number_ids, digits.word_ends)
+                               digits)
             if query is not None:
                 loss = loss + config.query_loss_weight * query
                 parts["query"] = query.item()

@@ -58,8 +58,7 @@ def target_cells(scene: Scene, shape: ShapeSpec, grid: int, *, min_share: float 
     return (cell_shares(shape, scene.size, grid) >= min_share).reshape(-1)
 
 
-def answer_queries(labels: torch.Tensor, number_ids: Sequence[int],
-                   word_ends: Sequence[int] = ()) -> tuple[torch.Tensor, int]:
+def answer_queries(labels: torch.Tensor, digits: DigitTokens) -> tuple[torch.Tensor, int]:
     """The supervised queries of one row's answer and which of them writes its first number.
 
     The query at position q predicts the token at q + 1: the queries that write a digit (the "2" of "bbox_2d"
@@ -71,10 +70,10 @@ def answer_queries(labels: torch.Tensor, number_ids: Sequence[int],
     """
     nxt = labels[1:]
     answer = (nxt != IGNORE).nonzero().squeeze(1)
-    queries = answer[torch.isin(nxt[answer], torch.tensor(list(number_ids), device=labels.device))]
+    queries = answer[digits.is_digit(nxt[answer])]
     if queries.numel() == 0:
         queries = answer[:1]
-    starts = DigitTokens(tuple(number_ids), tuple(word_ends)).leading(labels)[1:][queries].nonzero()
+    starts = digits.leading(labels)[1:][queries].nonzero()
     return queries, int(starts[0, 0]) if starts.numel() else 0
 
 
@@ -105,14 +104,13 @@ class QueryHead(torch.nn.Module):
 
 
 def query_loss(head: QueryHead, hidden_states: Sequence[torch.Tensor], labels: torch.Tensor,
-               classes: Sequence[int | None], number_ids: Sequence[int],
-               word_ends: Sequence[int] = ()) -> torch.Tensor | None:
+               classes: Sequence[int | None], digits: DigitTokens) -> torch.Tensor | None:
     """`head`'s loss at each row's first-number query (rows whose class is None are skipped; None if all are)."""
     rows, positions, wanted = [], [], []
     for row, klass in enumerate(classes):
         if klass is None:
             continue
-        queries, first = answer_queries(labels[row], number_ids, word_ends)
+        queries, first = answer_queries(labels[row], digits)
         if queries.numel():
             rows.append(row), positions.append(int(queries[first])), wanted.append(klass)
     if not rows:
@@ -121,9 +119,8 @@ def query_loss(head: QueryHead, hidden_states: Sequence[torch.Tensor], labels: t
 
 
 def _mass(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: torch.Tensor, image_token_id: int,
-          targets: Sequence[AttentionTarget | None], number_ids: Sequence[int],
-          heads: Sequence[tuple[int, int]], first_weight: float = 1.0,
-          word_ends: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor] | None:
+          targets: Sequence[AttentionTarget | None], digits: DigitTokens,
+          heads: Sequence[tuple[int, int]], first_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Attention mass where each target wants it (on its cells, or off them with `avoid`) and its weight (the
     query writing an answer's first number `first_weight`, the others 1), one value per ((layer, head),
     supervised query): two (n,) tensors, or None if no row has a target."""
@@ -135,7 +132,7 @@ def _mass(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: t
         if image.numel() != target.cells.size:
             raise ValueError(f"row {row}: {image.numel()} image tokens but {target.cells.size} target cells")
         keys = image[torch.from_numpy(target.cells).to(image.device)]
-        queries, first = answer_queries(labels[row], number_ids, word_ends)
+        queries, first = answer_queries(labels[row], digits)
         if keys.numel() == 0 or queries.numel() == 0:
             continue
         for layer, head in heads:
@@ -148,9 +145,8 @@ def _mass(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: t
 
 
 def attention_loss(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: torch.Tensor,
-                   image_token_id: int, targets: Sequence[AttentionTarget | None], number_ids: Sequence[int], *,
-                   heads: Sequence[tuple[int, int]] = DEFAULT_HEADS, first_weight: float = 1.0,
-                   word_ends: Sequence[int] = ()) -> torch.Tensor | None:
+                   image_token_id: int, targets: Sequence[AttentionTarget | None], digits: DigitTokens, *,
+                   heads: Sequence[tuple[int, int]] = DEFAULT_HEADS, first_weight: float = 1.0) -> torch.Tensor | None:
     """-log(attention mass on the target's image tokens) (-log(1 - mass) for `avoid` targets), weighted mean over
     the supervised queries x `heads`.
 
@@ -159,16 +155,15 @@ def attention_loss(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, 
         input_ids, labels: the batch (labels IGNORE outside answers).
         image_token_id: the model's image placeholder token.
         targets: per row, its `AttentionTarget`, or None (no supervision for that row).
-        number_ids: token ids of the digits 0-9.
+        digits: the tokenizer's digits and the tokens after which a digit belongs to a word (`DigitTokens.of`).
         heads: the supervised (decoder layer, head) pairs.
         first_weight: weight of the query writing each answer's first number (the one that picks the object; the
             later digits can copy the rest from what is already written), the others weigh 1.
-        word_ends: tokens after which a digit belongs to a word, not a number (`DigitTokens.word_ends`).
 
     Returns:
         the loss, or None when no row of the batch has a target.
     """
-    found = _mass(attentions, input_ids, labels, image_token_id, targets, number_ids, heads, first_weight, word_ends)
+    found = _mass(attentions, input_ids, labels, image_token_id, targets, digits, heads, first_weight)
     if found is None:
         return None
     mass, weight = found
@@ -177,9 +172,9 @@ def attention_loss(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, 
 
 @torch.no_grad()
 def attention_on_targets(attentions: Sequence[torch.Tensor], input_ids: torch.Tensor, labels: torch.Tensor,
-                         image_token_id: int, targets: Sequence[AttentionTarget | None], number_ids: Sequence[int],
+                         image_token_id: int, targets: Sequence[AttentionTarget | None], digits: DigitTokens,
                          layer: int, head: int) -> float | None:
     """Mean attention mass one head puts where the targets want it from the supervised queries (a probe; None:
     no target)."""
-    found = _mass(attentions, input_ids, labels, image_token_id, targets, number_ids, ((layer, head),))
+    found = _mass(attentions, input_ids, labels, image_token_id, targets, digits, ((layer, head),))
     return None if found is None else float(found[0].mean())

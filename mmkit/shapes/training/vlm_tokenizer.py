@@ -100,10 +100,14 @@ class DigitTokens:
                      if (text := tokenizer.decode([i])) and (text[-1] == "_" or text[-1].isascii() and text[-1].isalpha()))
         return cls(digits, ends)
 
+    def is_digit(self, ids: torch.Tensor) -> torch.Tensor:
+        """(..., seq) bool: which of `ids` are digits."""
+        return torch.isin(ids, torch.tensor(self.digits, dtype=ids.dtype, device=ids.device))
+
     def leading(self, ids: torch.Tensor) -> torch.Tensor:
         """(..., seq) bool: the first digit of each number in `ids` (a digit after neither a digit nor a word)."""
-        digit = torch.isin(ids, torch.tensor(self.digits, device=ids.device))
+        digit = self.is_digit(ids)
         before = torch.nn.functional.pad(ids[..., :-1], (1, 0), value=-1)
-        after_word = torch.isin(before, torch.tensor(self.word_ends, device=ids.device))
+        after_word = torch.isin(before, torch.tensor(self.word_ends, dtype=ids.dtype, device=ids.device))
         after_digit = torch.nn.functional.pad(digit[..., :-1], (1, 0), value=False)
         return digit & ~after_digit & ~after_word
