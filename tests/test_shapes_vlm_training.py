@@ -1,5 +1,6 @@
 """The shapes-world VLM training script: data encoding, target conventions, a few-step run loaded by the SDK."""
 
+import hashlib
 import json
 from dataclasses import replace
 
@@ -400,6 +401,25 @@ def test_instructed_yes_no_questions_only_when_asked():
     exists = [s for s in asked if s.prompt.startswith("Is there")]
     assert exists and all(s.prompt.endswith("in the image? Answer yes or no.") for s in exists)
     assert all(s.answer in ("yes", "no") for s in exists)
+
+
+def test_yes_no_and_crowded_shares_draw_what_they_name_and_nothing_when_off():
+    from mmkit.shapes.training.vlm_data import sample_train
+
+    def draw(mix, task, n=200):
+        rng = np.random.default_rng(3)
+        return [sample_train(rng, mix=mix, input_size=(112, 112), task=task) for _ in range(n)]
+
+    crowded = draw(TaskMix(crowded_share=1.0), "ground")
+    assert all(len(s.scene.shapes) == 3 for s in crowded)
+    assert {len(s.scene.shapes) for s in draw(TaskMix(crowded_share=1.0), "caption", 60)} == {1, 2, 3}
+    asked = draw(TaskMix(yes_no_share=1.0), "vqa")
+    assert all(s.prompt.startswith(("Is there", "图中有")) and s.prompt.endswith(("?", "吗？")) for s in asked)
+    assert 0.35 < sum(s.answer in ("no", "没有") for s in asked) / len(asked) < 0.65
+    # off (the default): the very samples drawn before the knobs existed, so older runs replay
+    for task, before in (("ground", "782f9950587d9273"), ("vqa", "1cd6557164faee14")):
+        drawn = [(s.prompt, s.answer) for s in draw(TaskMix(), task, 40)]
+        assert hashlib.sha1(repr(drawn).encode()).hexdigest()[:16] == before
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import pytest
 from mmkit.exceptions import UsageError
 from mmkit.shapes import (BASE_KINDS, COLOURS, NEW_KINDS, SHAPES, caption, frame_scene,
                           grounding_targets, layout_scene, make_dataset, parse_prompt, questions, render,
-                          render_video, sample_scene, sample_video, scene_from_prompt, split_of,
+                          render_video, sample_scene, sample_video, sample_yes_no, scene_from_prompt, split_of,
                           temporal_queries)
 from mmkit.shapes.render import coverage, shape_stats
 from mmkit.understand.grounding import iou
@@ -94,6 +94,25 @@ def test_questions_consistent_with_scene_in_both_languages():
     assert en["Is there a red circle?"] == "yes" and zh["图中有红色的圆吗？"] == "有"
     assert en["Is there an orange circle?"] == "no" and zh["图中有橙色的圆吗？"] == "没有"
     assert len(en) == len(zh) == len(questions(scene))
+
+
+def test_yes_no_questions_are_balanced_and_ask_every_absent_object():
+    scene = scene_from_prompt("a red circle on the left and a blue square on the right")
+    rng = np.random.default_rng(0)
+    drawn = [sample_yes_no(scene, rng, lang) for lang in ("en", "zh") for _ in range(300)]
+    assert all(qa.kind == "exists" for qa in drawn)
+    yes = [qa for qa in drawn if qa.answer in ("yes", "有")]
+    assert 0.4 < len(yes) / len(drawn) < 0.6
+    for qa in yes:  # a "yes" names a shape of the scene and is read from it
+        (shape,) = qa.about
+        assert shape in scene.shapes and qa.question in {"Is there a red circle?", "Is there a blue square?",
+                                                         "图中有红色的圆吗？", "图中有蓝色的正方形吗？"}
+    no = {qa.question for qa in drawn if qa.answer == "no"}
+    assert all(qa.about == () for qa in drawn if qa.answer in ("no", "没有"))
+    assert "Is there a red circle?" not in no and "Is there a blue square?" not in no
+    assert {"Is there a red square?", "Is there a blue circle?"} <= no  # present colours on the other kind
+    assert "Is there a green triangle?" in no  # an absent kind
+    assert "图中有红色的正方形吗？" in {qa.question for qa in drawn if qa.answer == "没有"}
 
 
 def test_each_answer_names_the_shapes_it_is_read_from():

@@ -17,7 +17,7 @@ Everything is numpy + PIL and deterministic from a `numpy.random.Generator`; not
 
 from .datasets import DatasetKind, Example, Split, make_dataset, split_of
 from .language import (QA, GroundingTarget, caption, grounding_targets, object_phrase, parse_prompt,
-                       questions, sample_question, scene_from_prompt)
+                       questions, sample_question, sample_yes_no, scene_from_prompt)
 from .oracle import (UNKNOWN, BoxMatch, Detection, ObjectMatch, Verdict, colour_name, count, detect,
                      iou, judge_caption, label_components, match_boxes)
 from .render import coverage, perturb, render, shape_stats, unit_outline
@@ -33,7 +33,7 @@ __all__ = [
     "Scene", "ShapeSpec", "ObjectSpec", "PromptSpec", "sample_scene", "layout_scene", "position_word",
     "render", "perturb", "coverage", "shape_stats", "unit_outline",
     # language
-    "QA", "GroundingTarget", "caption", "object_phrase", "questions", "sample_question",
+    "QA", "GroundingTarget", "caption", "object_phrase", "questions", "sample_question", "sample_yes_no",
     "grounding_targets", "parse_prompt", "scene_from_prompt",
     # video
     "Track", "VideoScene", "TemporalQuery", "sample_video", "frame_scene", "render_video", "temporal_queries",

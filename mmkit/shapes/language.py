@@ -19,7 +19,7 @@ import numpy as np
 from ..exceptions import UsageError
 from ..understand.answer import Box
 from .scene import ObjectSpec, PromptSpec, Scene, ShapeSpec, layout_scene
-from .vocab import COLOURS, LANGUAGES, POSITIONS, SHAPES
+from .vocab import BASE_KINDS, COLOURS, LANGUAGES, POSITIONS, SHAPES
 
 __all__ = [
     "Language",
@@ -29,6 +29,7 @@ __all__ = [
     "caption",
     "questions",
     "sample_question",
+    "sample_yes_no",
     "grounding_targets",
     "parse_prompt",
     "scene_from_prompt",
@@ -153,6 +154,25 @@ def sample_question(scene: Scene, rng: np.random.Generator, lang: Language = "en
     """One question drawn uniformly from `questions(scene, lang)`."""
     pool = questions(scene, lang)
     return pool[int(rng.integers(len(pool)))]
+
+
+def sample_yes_no(scene: Scene, rng: np.random.Generator, lang: Language = "en",
+                  kinds: tuple[str, ...] = BASE_KINDS) -> QA:
+    """One "is there …?" question, "yes" or "no" with equal odds.
+
+    A "yes" asks about one of the scene's shapes. A "no" asks about any colour and kind of `kinds` that
+    no shape has: an absent kind, or a present kind in another colour, or a present colour on another
+    kind ("a red square" when the scene has a red circle and a blue square). `questions` asks only the
+    next absent colour of each present kind.
+    """
+    _check_lang(lang)
+    if rng.random() < 0.5:
+        shape = scene.shapes[int(rng.integers(len(scene.shapes)))]
+        return _exists(shape.colour, shape.kind, True, lang, (shape,))
+    present = {(s.colour, s.kind) for s in scene.shapes}
+    absent = [(c, k) for k in kinds for c in COLOURS if (c, k) not in present]
+    colour, kind = absent[int(rng.integers(len(absent)))]
+    return _exists(colour, kind, False, lang)
 
 
 def grounding_targets(scene: Scene, lang: Language = "en") -> list[GroundingTarget]:

@@ -396,6 +396,7 @@ fps, {{"min_pixels": {a.min_pixels}, "max_pixels": {a.max_pixels}}})]` (16 token
   {config.min_lr_ratio} x), weight decay {config.weight_decay}, seed {config.seed}, fp32, {config.threads} CPU threads
 - image task mix: grounding {config.mix.ground}, pointing {config.mix.point}, VQA {config.mix.vqa}, caption
   {config.mix.caption}; Chinese share {config.mix.zh_share}; instructed yes/no share {config.mix.instructed_share};
+  balanced yes/no share {config.mix.yes_no_share}; 3-shape grounding scenes share {config.mix.crowded_share};
   train split scenes only (content-hash split)
 - training-only heads (discarded): ViT patch classes (weight {config.patch_loss_weight}), decoder image-token
   row/column (weight {config.position_loss_weight}), decoder image-token covering shape and box (weight
@@ -446,6 +447,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="comma-separated: whose answers --attention-loss-weight supervises (ground,point,vqa)")
     parser.add_argument("--instructed-share", type=float, default=TaskMix.instructed_share,
                         help="share of yes/no questions in the instructed form VLM checkers ask")
+    parser.add_argument("--yes-no-share", type=float, default=TaskMix.yes_no_share,
+                        help="share of VQA questions drawn as balanced 'is there' questions, the 'no' about any "
+                             "absent colour and kind")
+    parser.add_argument("--crowded-share", type=float, default=TaskMix.crowded_share,
+                        help="share of grounding and pointing scenes drawn with 3 shapes")
     parser.add_argument("--init-from", default=None, help="start from this saved shapes VLM folder")
     parser.add_argument("--threads", type=int, default=VlmTrainConfig.threads)
     parser.add_argument("--tiny", action="store_true", help="the test-sized architecture (smoke runs)")
@@ -460,7 +466,8 @@ def main(argv: list[str] | None = None) -> None:
         leading_digit_weight=args.leading_digit_weight, query_loss_weight=args.query_loss_weight,
         attention_tasks=tuple(t.strip() for t in args.attention_tasks.split(",") if t.strip()),
         init_from=args.init_from,
-        mix=TaskMix(instructed_share=args.instructed_share))
+        mix=TaskMix(instructed_share=args.instructed_share, yes_no_share=args.yes_no_share,
+                    crowded_share=args.crowded_share))
     if args.tiny:
         config = replace(config, arch=TINY_ARCH, corpus_n=300)
     if args.init_from:

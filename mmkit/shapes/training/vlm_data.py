@@ -39,7 +39,7 @@ from ...understand.answer import Box, TimeSpan
 from ...understand.families import family_for_model_type
 from ...understand.messages import to_conversation
 from ..datasets import split_of
-from ..language import caption, grounding_targets, sample_question
+from ..language import caption, grounding_targets, sample_question, sample_yes_no
 from ..render import render
 from ..scene import Scene, sample_scene
 from ..video import VideoScene, render_video, sample_video, temporal_queries
@@ -73,6 +73,10 @@ class TaskMix:
     bare_share: float = 0.3  # English grounding: share of queries without "the " ("red circle")
     instructed_share: float = 0.0  # VQA: share of yes/no questions in the instructed form VLM checkers ask
     # ("Is there a red circle in the image? Answer yes or no."; 0 draws nothing, keeping older runs replayable)
+    yes_no_share: float = 0.0  # VQA: share of questions drawn by `language.sample_yes_no` (balanced "is there",
+    # its "no" about any absent colour and kind) instead of uniformly from `language.questions`
+    crowded_share: float = 0.0  # grounding and pointing: share of scenes drawn with 3 shapes (else 1-3)
+    # (both: 0 draws nothing, keeping older runs replayable)
 
     def weights(self) -> np.ndarray:
         w = np.array([self.ground, self.point, self.vqa, self.caption, self.video], dtype=float)
@@ -208,7 +212,10 @@ def samples_for(scene: Scene, task: str, lang: str, rng: np.random.Generator, *,
         return Sample(image, FAMILY.point_prompt.format(query=query),
                       point_answer(boxes, labels, input_size, size), task, lang, scene, boxes)
     if task == "vqa":
-        qa = sample_question(scene, rng, lang)  # type: ignore[arg-type]
+        if mix.yes_no_share > 0 and rng.random() < mix.yes_no_share:
+            qa = sample_yes_no(scene, rng, lang)  # type: ignore[arg-type]
+        else:
+            qa = sample_question(scene, rng, lang)  # type: ignore[arg-type]
         question = qa.question
         if qa.kind == "exists" and mix.instructed_share > 0 and rng.random() < mix.instructed_share:
             question = instructed_yes_no(question, lang)
@@ -232,9 +239,12 @@ def sample_train(rng: np.random.Generator, *, mix: TaskMix = TaskMix(), input_si
     if task is None:
         task = TASKS[int(rng.choice(len(TASKS), p=mix.weights()))]
     lang = "zh" if rng.random() < mix.zh_share else "en"
+    n_shapes: int | tuple[int, int] = (1, 3)
+    if task in ("ground", "point") and mix.crowded_share > 0 and rng.random() < mix.crowded_share:
+        n_shapes = 3
     while True:
         scene = sample_video(rng, size=size, kinds=kinds) if task == "video" else \
-            sample_scene(rng, n_shapes=(1, 3), kinds=kinds, size=size)
+            sample_scene(rng, n_shapes=n_shapes, kinds=kinds, size=size)
         if split_of(scene) == "train":
             break
     if isinstance(scene, VideoScene):
