@@ -37,6 +37,7 @@ class BundledModel:
     required: tuple[str, ...]  # files that must be present for the folder to count as trained
     retrain: str  # the command that reproduces it
     videos_at_image_pixels: bool = False  # a VLM whose clips were trained at its processor's image pixel budget
+    video_fps: float | None = None  # a VLM whose clips were all sampled at this rate (frames per second)
 
     @property
     def path(self) -> Path:
@@ -60,7 +61,8 @@ BUNDLED: dict[str, BundledModel] = {
                      ("pytorch_lora_weights.safetensors",), _TRAIN + "train_concept_lora --concept star"),
         BundledModel("mmkit/shapes-qwen2.5-vl", "shapes-qwen2.5-vl", "Qwen2.5-VL-architecture VLM",
                      ("config.json", "model.safetensors", "tokenizer.json"), _TRAIN + "train_vlm",
-                     videos_at_image_pixels=True),  # 112 x 112 frames, as its images
+                     videos_at_image_pixels=True,  # 112 x 112 frames, as its images
+                     video_fps=4.0),  # shapes.video.sample_video's clips
     )
 }
 

@@ -88,3 +88,38 @@ def test_the_bundled_vlm_gets_its_trained_frame_size_for_videos_by_name_or_folde
     with pytest.raises(UsageError, match="video_pixels"):
         VisionLanguageModel.from_pretrained(tiny_checkpoint("qwen2_5_vl"), video_pixels={"min_pixel": 10},
                                             progress=False)
+
+
+def test_the_bundled_vlm_samples_video_files_at_the_rate_its_clips_were_trained_at(weights, tmp_path):
+    import inspect
+
+    from mmkit.demo import _write_clip
+    from mmkit.exceptions import UsageError
+    from mmkit.shapes import sample_video
+    from mmkit.understand.messages import to_conversation
+
+    import mmkit.shapes
+
+    shutil.copytree(Path(mmkit.shapes.__file__).parent / "weights" / "shapes-qwen2.5-vl", weights / "shapes-qwen2.5-vl")
+    trained_fps = inspect.signature(sample_video).parameters["fps"].default
+    assert bundled.BUNDLED["mmkit/shapes-qwen2.5-vl"].video_fps == trained_fps == 4.0
+    by_name = VisionLanguageModel.from_pretrained("mmkit/shapes-qwen2.5-vl", progress=False)
+    by_folder = VisionLanguageModel.from_pretrained(weights / "shapes-qwen2.5-vl", progress=False)
+    assert by_name.video_fps == by_folder.video_fps == 4.0
+    assert VisionLanguageModel.from_pretrained(tiny_checkpoint("qwen2_5_vl"), progress=False).video_fps is None
+    clip = _write_clip(tmp_path)  # 12 frames at 4 fps: 3 s
+    path = tmp_path / clip["file"]
+
+    def frames(model, **part):
+        conv = to_conversation("when?", videos=[{"video": str(path), **part}])
+        return model._prepare([conv], thinking=None, min_pixels=None, max_pixels=None).inputs["video_grid_thw"][0][0] * 2
+
+    assert frames(by_name) == 12  # every frame, as trained
+    assert frames(by_name, fps=2.0) == 6 and frames(by_name, nframes=8) == 8  # the part's own sampling wins
+    assert frames(VisionLanguageModel.from_pretrained(weights / "shapes-qwen2.5-vl", video_fps=2.0,
+                                                      progress=False)) == 6
+    still = to_conversation("when?", videos=[{"video": [np.full((96, 96, 3), 255, np.uint8)] * 4, "sample_fps": 2.0}])
+    assert by_name._prepare([still], thinking=None, min_pixels=None,
+                            max_pixels=None).inputs["video_grid_thw"][0][0] == 2  # frame lists: as given
+    with pytest.raises(UsageError, match="video_fps"):
+        VisionLanguageModel.from_pretrained(tiny_checkpoint("qwen2_5_vl"), video_fps=0, progress=False)

@@ -89,6 +89,7 @@ class VisionLanguageModel:
         min_pixels: int | None = None,
         max_pixels: int | None = None,
         video_pixels: dict[str, int] | None = None,
+        video_fps: float | None = None,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -101,6 +102,7 @@ class VisionLanguageModel:
         self.min_pixels = min_pixels
         self.max_pixels = max_pixels
         self.video_pixels = _check_video_pixels(video_pixels)
+        self.video_fps = _check_video_fps(video_fps)
         self.patch_size = int(getattr(processor.image_processor, "patch_size", family.image_patch_size))
         tokenizer = processor.tokenizer
         tokenizer.padding_side = "left"  # batched generation continues every row from the same position
@@ -132,6 +134,7 @@ class VisionLanguageModel:
         generation: dict[str, Any] | None = None,
         progress: bool = True,
         video_pixels: dict[str, int] | None = None,
+        video_fps: float | None = None,
     ) -> "VisionLanguageModel":
         """Load a Qwen-VL checkpoint from the hub or a local folder.
 
@@ -150,6 +153,9 @@ class VisionLanguageModel:
             video_pixels: default frame pixel budget of videos (`{"min_pixels": ..., "max_pixels": ...}`;
                 a video part's own keys win). Default: qwen-vl-utils' video rules; for a bundled VLM whose clips
                 were trained at its image pixel budget (`mmkit.bundled`), that budget.
+            video_fps: default rate at which video files and URLs are sampled, frames per second (a part's own
+                `fps` or `nframes` wins; frame lists are already sampled). Default: qwen-vl-utils' 2.0; for a
+                bundled VLM whose clips were all sampled at one rate (`mmkit.bundled`), that rate.
 
         Raises:
             ModelLoadError: not found / not cached offline / not a supported family / no safetensors.
@@ -159,6 +165,7 @@ class VisionLanguageModel:
 
         source = str(model_id_or_path)
         _check_video_pixels(video_pixels)
+        _check_video_fps(video_fps)
         bundled = bundled_model_at(source)
         if is_bundled_name(source):  # "mmkit/shapes-qwen2.5-vl": shipped with mmkit, never fetched
             source = str(bundled_path(source))
@@ -184,6 +191,8 @@ class VisionLanguageModel:
         model.eval()
         if video_pixels is None and bundled is not None and bundled.videos_at_image_pixels:
             video_pixels = _processor_pixels(processor)  # the frame size its clips were trained at
+        if video_fps is None and bundled is not None:
+            video_fps = bundled.video_fps  # the rate its clips were trained at
         template = getattr(processor, "chat_template", None) or getattr(processor.tokenizer, "chat_template", None)
 
         def render(messages: list, **kwargs: Any) -> str:
@@ -193,7 +202,7 @@ class VisionLanguageModel:
         return cls(
             model=model, processor=processor, family=family, plan=plan, model_id=source, thinking=mode,
             generation=generation, media_policy=media_policy, min_pixels=min_pixels, max_pixels=max_pixels,
-            video_pixels=video_pixels,
+            video_pixels=video_pixels, video_fps=video_fps,
         )
 
     def __repr__(self) -> str:
@@ -241,7 +250,10 @@ class VisionLanguageModel:
                     image = load_image(part["image"], policy=policy)
                     sizes.append(image.size)
                     part = {**pixels, **part, "image": image}
-                elif part["type"] == "video" and self.video_pixels:
+                elif part["type"] == "video":
+                    file = isinstance(part["video"], (str, bytes, os.PathLike))  # frame lists are sampled already
+                    if self.video_fps and file and "fps" not in part and "nframes" not in part:
+                        part = {**part, "fps": self.video_fps}
                     part = {**self.video_pixels, **part}
                 parts.append(part)
             messages.append({"role": message["role"], "content": parts})
@@ -462,6 +474,14 @@ def _processor_pixels(processor: Any) -> dict[str, int]:
     size = getattr(processor.image_processor, "size", None) or {}
     out = {"min_pixels": size.get("shortest_edge"), "max_pixels": size.get("longest_edge")}
     return {k: int(v) for k, v in out.items() if v}
+
+
+def _check_video_fps(video_fps: float | None) -> float | None:
+    if video_fps is not None and (isinstance(video_fps, bool) or not isinstance(video_fps, (int, float))
+                                  or not video_fps > 0):
+        raise UsageError("video_fps takes a positive number of frames per second", received=video_fps,
+                         fix="e.g. video_fps=4.0, or None for qwen-vl-utils' 2.0")
+    return None if video_fps is None else float(video_fps)
 
 
 def _check_video_pixels(video_pixels: dict[str, int] | None) -> dict[str, int]:
