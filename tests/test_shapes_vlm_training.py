@@ -365,6 +365,40 @@ def test_batches_give_attention_targets_to_one_target_answers_of_the_chosen_task
     assert seen == {"target", "question", "no", "none"}
 
 
+def test_batches_give_question_answers_the_class_asked_about_when_asked_to(processor):
+    from mmkit.shapes.training.vlm_data import sample_train
+    from mmkit.shapes.training.vlm_patch_loss import object_class, shape_class
+
+    config = replace(CONFIG, batch_size=64, video_every=0, mix=TaskMix(ground=0.0, point=0.0, vqa=1.0, caption=0.0,
+                                                                   yes_no_share=0.5))
+    rng = np.random.default_rng([config.seed, 0])  # the same draw as _batch's
+    samples = [sample_train(rng, mix=config.mix, input_size=(112, 112)) for _ in range(64)]
+    _, plain = _batch(0, config, processor, (112, 112))
+    assert plain["target_classes"] == [None] * 64  # questions only with query_tasks naming vqa
+    _, asked = _batch(0, replace(config, query_tasks=("ground", "point", "vqa")), processor, (112, 112))
+    seen = set()
+    for sample, klass in zip(samples, asked["target_classes"]):
+        if sample.answer in ("no", "没有"):  # the absent colour and kind the question names
+            shape = sample.prompt.removeprefix("Is there ").removeprefix("a ").removeprefix("an ")
+            colour, kind = sample.asks
+            assert klass == object_class(colour, kind) and not any(
+                (s.colour, s.kind) == sample.asks for s in sample.scene.shapes)
+            assert sample.lang == "zh" or shape.startswith(f"{colour} {kind}")
+            seen.add("no")
+        elif sample.asks is not None:  # "yes": the shape it names
+            (shape,) = [s for s in sample.scene.shapes if s.box in sample.boxes]
+            assert klass == shape_class(shape) and sample.asks == (shape.colour, shape.kind)
+            seen.add("yes")
+        elif len(sample.boxes) == 1:  # "what colour is the square?": the one shape it is read from
+            (shape,) = [s for s in sample.scene.shapes if s.box in sample.boxes]
+            assert klass == shape_class(shape)
+            seen.add("one shape")
+        else:  # counts over several shapes
+            assert klass is None
+            seen.add("none")
+    assert seen == {"no", "yes", "one shape", "none"}
+
+
 def test_answer_loss_matches_transformers_and_weights_answers_and_digits():
     from transformers.loss.loss_utils import ForCausalLMLoss
 

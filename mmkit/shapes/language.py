@@ -48,6 +48,7 @@ class QA:
     kind: QuestionKind
     lang: Language
     about: tuple[ShapeSpec, ...] = ()  # the shapes the answer is read from (none for a "no")
+    asks: tuple[str, str] | None = None  # "is there" questions: the (colour, kind) asked about
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def _exists(colour: str, kind: str, present: bool, lang: Language, about: tuple[
         q = f"图中有{COLOURS[colour].zh}的{SHAPES[kind].zh}吗？"
     else:
         q = f"Is there {object_phrase(colour, kind)}?"
-    return QA(q, (YES if present else NO)[lang], "exists", lang, about)
+    return QA(q, (YES if present else NO)[lang], "exists", lang, about, (colour, kind))
 
 
 def _next_absent_colour(scene: Scene, shape: ShapeSpec) -> str | None:

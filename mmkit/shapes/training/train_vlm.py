@@ -33,7 +33,8 @@ from ..language import NO
 from .vlm_attention_loss import DEFAULT_HEADS, AttentionTarget, QueryHead, attention_loss, query_loss, target_cells
 from .vlm_data import IGNORE, TaskMix, collate, encode_sample, input_size_for, pixel_budget, sample_train, world_corpus
 from .vlm_evaluate import evaluate_vlm
-from .vlm_patch_loss import N_CLASSES, PatchHead, captured_image_features, patch_labels, patch_loss, shape_class
+from .vlm_patch_loss import (N_CLASSES, PatchHead, captured_image_features, object_class, patch_labels,
+                             patch_loss, shape_class)
 from .vlm_object_loss import ObjectHead, object_loss, token_objects
 from .vlm_position_loss import PositionHead, position_loss
 from .vlm_model import DEFAULT_ARCH, TINY_ARCH, VlmArch, build_model, build_processor, count_parameters, save_folder
@@ -80,6 +81,8 @@ class VlmTrainConfig:
     # the object: the later digits can copy the rest) against each of the others
     query_loss_weight: float = 0.0  # the query writing a one-target answer's first number states the target's class
     # (vlm_attention_loss.QueryHead)
+    query_tasks: tuple[str, ...] = ("ground", "point")  # whose answers the query loss supervises; "vqa": questions
+    # too, the first answer token's query stating the class asked about ("is there") or read from (one shape)
     attention_tasks: tuple[str, ...] = ("ground", "point")  # whose answers are supervised; "vqa": questions too,
     # the first answer token attending to the shapes the answer is about (`QA.about`), for a "no" to none
     init_from: str | None = None  # start from this saved shapes VLM folder (weights and processor), fresh optimizer
@@ -114,7 +117,7 @@ def _batch(step: int, config: VlmTrainConfig, processor, input_size) -> tuple[di
                    "classes": torch.from_numpy(np.concatenate([o[0] for o in objects])),
                    "boxes": torch.from_numpy(np.concatenate([o[1] for o in objects])),
                    "targets": [_attention_target(s, grid // 2, config.attention_tasks) for s in samples],
-                   "target_classes": [_target_class(s) for s in samples]}
+                   "target_classes": [_target_class(s, config.query_tasks) for s in samples]}
 
 
 def _targets_of(sample) -> list:
@@ -123,9 +126,15 @@ def _targets_of(sample) -> list:
     return [s for s in sample.scene.shapes if s.box.as_tuple() in boxes]
 
 
-def _target_class(sample) -> int | None:
-    """The class (`shape_class`) of a one-target grounding / pointing sample's shape (None otherwise)."""
-    if sample.task not in ("ground", "point") or len(sample.boxes) != 1:
+def _target_class(sample, tasks: Sequence[str] = ("ground", "point")) -> int | None:
+    """The class its answer's query should state, for samples of `tasks`: a one-target grounding / pointing
+    answer's shape; the colour and kind an "is there" question asks about (`Sample.asks`, also for a "no"), or
+    the one shape another question's answer is read from. None otherwise."""
+    if sample.task not in tasks:
+        return None
+    if sample.task == "vqa" and sample.asks is not None:
+        return object_class(*sample.asks)
+    if len(sample.boxes) != 1:
         return None
     return shape_class(_targets_of(sample)[0])
 
@@ -250,10 +259,12 @@ def train_vlm(config: VlmTrainConfig = VlmTrainConfig(), *, out: str | os.PathLi
         if bad or not config.attention_heads:
             raise UsageError("attention_heads must name (layer, head) pairs of the decoder", received=bad or "none",
                              fix=f"layers 0..{config.arch.text_layers - 1}, heads 0..{config.arch.text_heads - 1}")
-        unknown = set(config.attention_tasks) - {"ground", "point", "vqa"}
-        if unknown or not config.attention_tasks:
-            raise UsageError("attention_tasks must be some of ground, point, vqa",
-                             received=sorted(unknown) or "none", fix="e.g. --attention-tasks ground,point,vqa")
+    for name in ("attention_tasks", "query_tasks"):
+        tasks = getattr(config, name)
+        unknown = set(tasks) - {"ground", "point", "vqa"}
+        if unknown or not tasks:
+            raise UsageError(f"{name} must be some of ground, point, vqa", received=sorted(unknown) or "none",
+                             fix=f"e.g. --{name.replace('_', '-')} ground,point,vqa")
     out = Path(out)
     ckpt = Path(ckpt_dir) if ckpt_dir else Path.home() / ".cache" / "mmkit" / "training" / out.name
     if resume and not (ckpt / _STATE).is_file():
@@ -402,7 +413,7 @@ fps, {{"min_pixels": {a.min_pixels}, "max_pixels": {a.max_pixels}}})]` (16 token
   row/column (weight {config.position_loss_weight}), decoder image-token covering shape and box (weight
   {config.object_loss_weight}); answers' queries attend to their target's image tokens (weight
   {config.attention_loss_weight}, tasks {', '.join(config.attention_tasks)}); the first number's query states the
-  target's class (weight {config.query_loss_weight}); started from
+  target's class (weight {config.query_loss_weight}, tasks {', '.join(config.query_tasks)}); started from
   {config.init_from or 'random initialisation'}
 - wall time of the last run: {meta['seconds_this_run'] / 60:.1f} min (resumed from step {meta['resumed_from_step']})
 - final loss: {losses[-1]['loss'] if losses else 'n/a'}
@@ -443,6 +454,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="weight of a number's first digit in the language loss (default: --number-token-weight)")
     parser.add_argument("--query-loss-weight", type=float, default=VlmTrainConfig.query_loss_weight,
                         help="the query writing a grounding answer's first number states the target's class")
+    parser.add_argument("--query-tasks", default=",".join(VlmTrainConfig.query_tasks),
+                        help="comma-separated: whose answers --query-loss-weight supervises (ground,point,vqa)")
     parser.add_argument("--attention-tasks", default=",".join(VlmTrainConfig.attention_tasks),
                         help="comma-separated: whose answers --attention-loss-weight supervises (ground,point,vqa)")
     parser.add_argument("--instructed-share", type=float, default=TaskMix.instructed_share,
@@ -465,6 +478,7 @@ def main(argv: list[str] | None = None) -> None:
         attention_loss_weight=args.attention_loss_weight, attention_first_weight=args.attention_first_weight,
         leading_digit_weight=args.leading_digit_weight, query_loss_weight=args.query_loss_weight,
         attention_tasks=tuple(t.strip() for t in args.attention_tasks.split(",") if t.strip()),
+        query_tasks=tuple(t.strip() for t in args.query_tasks.split(",") if t.strip()),
         init_from=args.init_from,
         mix=TaskMix(instructed_share=args.instructed_share, yes_no_share=args.yes_no_share,
                     crowded_share=args.crowded_share))

@@ -97,6 +97,7 @@ class Sample:
     boxes: tuple[Box, ...] = ()
     frames: np.ndarray | None = None  # clips: (T, H, W, 3) uint8
     span: TimeSpan | None = None
+    asks: tuple[str, str] | None = None  # "is there" questions: the (colour, kind) asked about (`QA.asks`)
 
 
 def _label(colour: str, kind: str, lang: str) -> str:
@@ -219,7 +220,8 @@ def samples_for(scene: Scene, task: str, lang: str, rng: np.random.Generator, *,
         question = qa.question
         if qa.kind == "exists" and mix.instructed_share > 0 and rng.random() < mix.instructed_share:
             question = instructed_yes_no(question, lang)
-        return Sample(image, question, qa.answer, task, lang, scene, tuple(shape.box for shape in qa.about))
+        return Sample(image, question, qa.answer, task, lang, scene, tuple(shape.box for shape in qa.about),
+                      asks=qa.asks)
     return Sample(image, CAPTION_PROMPTS[lang], caption(scene, lang), task, lang, scene)  # type: ignore[arg-type]
 
 

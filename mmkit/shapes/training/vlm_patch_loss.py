@@ -27,16 +27,21 @@ from ..render import coverage
 from ..scene import Scene, ShapeSpec
 from ..vocab import COLOURS, SHAPES
 
-__all__ = ["N_CLASSES", "shape_class", "cell_shares", "patch_labels", "PatchHead", "captured_image_features", "patch_loss"]
+__all__ = ["N_CLASSES", "object_class", "shape_class", "cell_shares", "patch_labels", "PatchHead", "captured_image_features", "patch_loss"]
 
 _COLOURS, _KINDS = list(COLOURS), list(SHAPES)
 N_CLASSES = 1 + len(_COLOURS) * len(_KINDS)
 """Background plus every (colour, kind)."""
 
 
+def object_class(colour: str, kind: str) -> int:
+    """The class of a colour and kind: 1 + its (colour, kind) index (0 is background)."""
+    return 1 + _COLOURS.index(colour) * len(_KINDS) + _KINDS.index(kind)
+
+
 def shape_class(shape: ShapeSpec) -> int:
-    """The class of a shape: 1 + its (colour, kind) index (0 is background)."""
-    return 1 + _COLOURS.index(shape.colour) * len(_KINDS) + _KINDS.index(shape.kind)
+    """The class of a shape (`object_class` of its colour and kind)."""
+    return object_class(shape.colour, shape.kind)
 
 
 def cell_shares(shape: ShapeSpec, size: int, grid: int) -> np.ndarray:
