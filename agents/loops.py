@@ -49,6 +49,8 @@ class AgentSettings(BaseModel):
     img2img_strength: float = Field(0.6, gt=0, le=1)
     remove_prompt: str = Field("empty plain background", description="inpaint prompt when removing an object")
     chat_tokens: int = Field(256, ge=1, description="max_new_tokens of understand answers")
+    chat_history: int = Field(6, ge=0, description="earlier understand turns sent with a question (0: none, for "
+                                                   "a model trained on single turns)")
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,7 @@ def run_understand(ctx: LoopContext, decision: RouteDecision, images: tuple[str,
             ctx.record("draw", "understand.draw_grounding", time.perf_counter(), params={"boxes": len(answer.boxes)})
         return LoopOutcome(status="done", reply=reply, image=drawn, origin="annotated" if drawn else None)
     messages: list[dict[str, Any]] = []
-    for user, assistant in ctx.session.history():
+    for user, assistant in ctx.session.history(ctx.settings.chat_history) if ctx.settings.chat_history else ():
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     parts: list[dict[str, Any]] = [{"type": "image", "image": ctx.session.image(h)} for h in images]
     parts += [{"type": "video", "video": ctx.session.video_path(h)} for h in videos]

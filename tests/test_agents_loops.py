@@ -141,6 +141,23 @@ def test_understand_passes_history_to_the_vlm():
     assert chat.params["history_turns"] == 1 and chat.text == "it is red"
 
 
+def test_understand_sends_no_history_when_told_not_to():
+    sent = []
+
+    class Recording(ScriptedVLM):
+        def chat(self, messages_or_text, **kwargs):
+            sent.append(messages_or_text)
+            return super().chat(messages_or_text, **kwargs)
+
+    vlm = Recording(["a red circle", "it is red"])
+    assistant = Assistant(vlm, ShapesGenerator(), checker=OracleChecker(), settings=AgentSettings(chat_history=0))
+    image = render(scene_from_prompt("a red circle"))
+    assistant.ask("describe this image", images=[image])
+    assistant.ask("what colour is it?")
+    assert [len(m) for m in sent] == [1, 1] and sent[1][0]["content"][-1]["text"] == "what colour is it?"
+    assert assistant.session.turns[-1].steps[-1].params["history_turns"] == 0
+
+
 def test_clarify_without_image_calls_no_model():
     vlm = ScriptedVLM([])
     result = Assistant(vlm, ShapesGenerator()).ask("describe")
