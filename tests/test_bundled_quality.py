@@ -28,10 +28,10 @@ FLOORS = {
     ("shapes_controlnet", "layout_match", None): (0.95, 0.75),
     ("shapes_controlnet", "mean_iou", None): (0.88, 0.75),
     ("shapes_lora", "with_lora", None): (0.90, 0.65),
-    ("shapes_grounding", "acc@0.5", None): (0.65, 0.45),
-    ("shapes_grounding", "mean_iou", None): (0.62, 0.45),
-    ("shapes_vqa", "accuracy", None): (0.55, 0.35),
-    ("shapes_temporal", "mean_tiou", None): (0.67, 0.50),
+    ("shapes_grounding", "acc@0.5", None): (0.90, 0.70),
+    ("shapes_grounding", "mean_iou", None): (0.86, 0.65),
+    ("shapes_vqa", "accuracy", None): (0.90, 0.70),
+    ("shapes_temporal", "mean_tiou", None): (0.71, 0.50),
 }
 # metrics that must stay low: (measured, ceiling)
 CEILINGS = {("shapes_lora", "without_lora", None): (0.0, 0.20)}
