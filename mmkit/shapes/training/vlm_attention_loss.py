@@ -79,7 +79,8 @@ def answer_queries(labels: torch.Tensor, digits: DigitTokens) -> tuple[torch.Ten
 
 class QueryHead(torch.nn.Module):
     """Per hidden-state layer in `layers`: a linear read-out, at the query that writes a one-target answer's first
-    number, of which shape the answer is about (its class: colour x kind, `vlm_patch_loss.shape_class`).
+    number, of which shape the answer is about (its class: colour x kind, `vlm_patch_loss.shape_class`). Answers
+    without numbers (questions) are read at the query writing their first token (`answer_queries`).
 
     Why: in run 8 the first number's query put only 0.58 of its attention on the target (0.87-0.99 for the
     numbers after it, which can copy from what is written) and wrote the right digit 69% of the time with two or

@@ -27,7 +27,8 @@ from ..render import coverage
 from ..scene import Scene, ShapeSpec
 from ..vocab import COLOURS, SHAPES
 
-__all__ = ["N_CLASSES", "object_class", "shape_class", "cell_shares", "patch_labels", "PatchHead", "captured_image_features", "patch_loss"]
+__all__ = ["N_CLASSES", "object_class", "shape_class", "cell_shares", "patch_labels", "PatchHead",
+           "captured_image_features", "patch_loss"]
 
 _COLOURS, _KINDS = list(COLOURS), list(SHAPES)
 N_CLASSES = 1 + len(_COLOURS) * len(_KINDS)
