@@ -233,7 +233,7 @@ def run_understand(ctx: LoopContext, decision: RouteDecision, images: tuple[str,
             ctx.record("draw", "understand.draw_grounding", time.perf_counter(), params={"boxes": len(answer.boxes)})
         return LoopOutcome(status="done", reply=reply, image=drawn, origin="annotated" if drawn else None)
     messages: list[dict[str, Any]] = []
-    for user, assistant in ctx.session.history(ctx.settings.chat_history) if ctx.settings.chat_history else ():
+    for user, assistant in ctx.session.history(ctx.settings.chat_history):
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     parts: list[dict[str, Any]] = [{"type": "image", "image": ctx.session.image(h)} for h in images]
     parts += [{"type": "video", "video": ctx.session.video_path(h)} for h in videos]

@@ -242,10 +242,10 @@ class Session:
         return turn
 
     def history(self, limit: int = 6) -> list[tuple[str, str]]:
-        """(user, assistant) texts of the last finished understand turns, for multi-turn chat."""
+        """(user, assistant) texts of the last `limit` finished understand turns (none for 0), for multi-turn chat."""
         done = [t for t in self._state.turns if t.decision is not None and t.decision.route == "understand"
                 and t.status == "done" and t.decision.intent != "clarify"]
-        return [(t.text, t.reply) for t in done[-limit:]]
+        return [(t.text, t.reply) for t in done[-limit:]] if limit > 0 else []
 
     def _write(self) -> None:
         if self.folder is not None:

@@ -125,8 +125,8 @@ def _settings(vlm: DemoModel, generator: DemoModel):
            "override": dict(steps=30)}[generator.kind]
     tokens = {"tiny": 24, "trained": 64, "override": 256}[vlm.kind]
     attempts = 2 if "tiny" in (vlm.kind, generator.kind) else 3
-    history = 0 if vlm.kind == "trained" else 6  # the bundled VLM was trained on single-turn chats only
-    return AgentSettings(seed=0, chat_tokens=tokens, chat_history=history, **gen), Budget(attempts=attempts)
+    single_turn = {"chat_history": 0} if vlm.kind == "trained" else {}  # the bundled VLM saw single turns only
+    return AgentSettings(seed=0, chat_tokens=tokens, **single_turn, **gen), Budget(attempts=attempts)
 
 
 def _quiet_library_logs() -> None:

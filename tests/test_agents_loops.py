@@ -156,6 +156,7 @@ def test_understand_sends_no_history_when_told_not_to():
     assistant.ask("what colour is it?")
     assert [len(m) for m in sent] == [1, 1] and sent[1][0]["content"][-1]["text"] == "what colour is it?"
     assert assistant.session.turns[-1].steps[-1].params["history_turns"] == 0
+    assert assistant.session.history(0) == [] and len(assistant.session.history()) == 2
 
 
 def test_clarify_without_image_calls_no_model():

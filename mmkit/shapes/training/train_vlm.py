@@ -126,7 +126,7 @@ def _targets_of(sample) -> list:
     return [s for s in sample.scene.shapes if s.box.as_tuple() in boxes]
 
 
-def _target_class(sample, tasks: Sequence[str] = ("ground", "point")) -> int | None:
+def _target_class(sample, tasks: Sequence[str]) -> int | None:
     """The class its answer's query should state, for samples of `tasks`: a one-target grounding / pointing
     answer's shape; the colour and kind an "is there" question asks about (`Sample.asks`, also for a "no"), or
     the one shape another question's answer is read from. None otherwise."""
